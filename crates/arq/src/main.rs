@@ -1,0 +1,2 @@
+//! The arq CLI entry point.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The Brain: drives presence replication and the governance control plane over the Spine.

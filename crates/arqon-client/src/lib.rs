@@ -1,0 +1,1 @@
+//! Rust client for ArqonBus: connect, rooms, presence and typed governance messages.

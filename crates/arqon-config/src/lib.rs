@@ -1,0 +1,1 @@
+//! Strict TOML configuration (arqon.toml) for an ArqonBus node, with its JSON Schema.

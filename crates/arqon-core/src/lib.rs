@@ -1,0 +1,3 @@
+//! Sans-IO core of ArqonBus: the Session, Presence and Rollout state machines and every decision, with no I/O and no clock.
+
+pub mod machine;

@@ -1,0 +1,105 @@
+//! The one shape every ArqonBus state machine has: a pure step function plus its transition table as data.
+//!
+//! Session, Presence and Rollout each implement [`Machine`]. Everything else is derived from
+//! that single definition: the Shield and Brain drivers call [`Machine::step`] and execute the
+//! returned effects; the stateright models in `model/` explore the same `step`; the docs in
+//! `state_machines/` are rendered from [`Machine::transitions`]; fuzz targets and property tests
+//! call [`Machine::check_invariants`] after every step; transition coverage is counted against
+//! the table.
+//!
+//! Rules for implementers:
+//! - `step` is pure and deterministic. Time and randomness arrive inside events; nothing is read.
+//! - An event that is not allowed in a state returns `Err(Self::Rejection)`; the state is unchanged.
+//! - Every `Ok` step corresponds to exactly one row of `transitions()`, identified by
+//!   `(state_kind(before), event_kind(event))`. A step whose pair has no row is a bug, and the
+//!   coverage and docs tests catch it.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// One row of a machine's transition table: from a state kind, on an event kind, to a state kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Transition {
+    /// The state kind before the event (a value of [`Machine::state_kind`]).
+    pub from: &'static str,
+    /// The event kind (a value of [`Machine::event_kind`]).
+    pub event: &'static str,
+    /// The state kind after the event.
+    pub to: &'static str,
+    /// When the row applies, in words; empty when it always does.
+    pub guard: &'static str,
+    /// The effect kinds this row may emit.
+    pub effects: &'static [&'static str],
+}
+
+/// A broken invariant, found by [`Machine::check_invariants`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invariant {name} violated: {detail}")]
+pub struct InvariantViolation {
+    /// The invariant's stable name, as listed in [`Machine::invariants`].
+    pub name: &'static str,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// The result of a successful step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step<S, E> {
+    /// The state after the event.
+    pub state: S,
+    /// The effects the I/O shell must execute, in order.
+    pub effects: Vec<E>,
+}
+
+/// A deterministic state machine defined once and used everywhere.
+pub trait Machine {
+    /// Stable machine name: `session`, `presence` or `rollout`.
+    const NAME: &'static str;
+    /// The machine's state.
+    type State: Clone + Debug + PartialEq + Eq + Hash;
+    /// An input to the machine.
+    type Event: Clone + Debug + PartialEq + Eq + Hash;
+    /// An instruction to the I/O shell.
+    type Effect: Clone + Debug + PartialEq + Eq + Hash;
+    /// Why an event was refused in a state.
+    type Rejection: std::error::Error + Clone + Debug + PartialEq + Eq;
+
+    /// Applies `event` to `state`.
+    fn step(
+        &self,
+        state: &Self::State,
+        event: &Self::Event,
+    ) -> Result<Step<Self::State, Self::Effect>, Self::Rejection>;
+
+    /// The kind of a state, as named in the transition table.
+    fn state_kind(state: &Self::State) -> &'static str;
+    /// The kind of an event, as named in the transition table.
+    fn event_kind(event: &Self::Event) -> &'static str;
+    /// The kind of an effect, as named in the transition table.
+    fn effect_kind(effect: &Self::Effect) -> &'static str;
+
+    /// Every state kind, initial first.
+    fn state_kinds() -> &'static [&'static str];
+    /// Every event kind.
+    fn event_kinds() -> &'static [&'static str];
+    /// The transition table, as data.
+    fn transitions() -> &'static [Transition];
+    /// The invariants' names and their statements in words.
+    fn invariants() -> &'static [(&'static str, &'static str)];
+    /// Checks every invariant on `state`.
+    fn check_invariants(&self, state: &Self::State) -> Result<(), InvariantViolation>;
+}
+
+/// Finds the table row that an accepted step used, if the table has one.
+pub fn row_for<M: Machine>(
+    before: &M::State,
+    event: &M::Event,
+    after: &M::State,
+) -> Option<&'static Transition> {
+    let from = M::state_kind(before);
+    let on = M::event_kind(event);
+    let to = M::state_kind(after);
+    M::transitions()
+        .iter()
+        .find(|row| row.from == from && row.event == on && row.to == to)
+}

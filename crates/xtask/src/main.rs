@@ -1,0 +1,2 @@
+//! Repository automation entry point (`cargo xtask`).
+fn main() {}
