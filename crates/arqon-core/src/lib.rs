@@ -1,3 +1,4 @@
 //! Sans-IO core of ArqonBus: the Session, Presence and Rollout state machines and every decision, with no I/O and no clock.
 
 pub mod machine;
+pub mod subject;
