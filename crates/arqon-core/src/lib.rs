@@ -1,4 +1,6 @@
 //! Sans-IO core of ArqonBus: the Session, Presence and Rollout state machines and every decision, with no I/O and no clock.
 
+pub mod limits;
 pub mod machine;
+pub mod session;
 pub mod subject;
