@@ -1,6 +1,10 @@
-//! Sans-IO core of ArqonBus: the Session, Presence and Rollout state machines and every decision, with no I/O and no clock.
+//! Sans-IO core of `ArqonBus`: the Session, Presence and Rollout state machines and every decision, with no I/O and no clock.
 
+pub mod audit;
+pub mod governance;
 pub mod limits;
 pub mod machine;
+pub mod presence;
+pub mod rollout;
 pub mod session;
 pub mod subject;

@@ -1,4 +1,4 @@
-//! The one shape every ArqonBus state machine has: a pure step function plus its transition table as data.
+//! The one shape every `ArqonBus` state machine has: a pure step function plus its transition table as data.
 //!
 //! Session, Presence and Rollout each implement [`Machine`]. Everything else is derived from
 //! that single definition: the Shield and Brain drivers call [`Machine::step`] and execute the
@@ -30,6 +30,23 @@ pub struct Transition {
     pub guard: &'static str,
     /// The effect kinds this row may emit.
     pub effects: &'static [&'static str],
+}
+
+/// Builds a [`Transition`] row in a `const` table.
+pub const fn row(
+    from: &'static str,
+    event: &'static str,
+    to: &'static str,
+    guard: &'static str,
+    effects: &'static [&'static str],
+) -> Transition {
+    Transition {
+        from,
+        event,
+        to,
+        guard,
+        effects,
+    }
 }
 
 /// A broken invariant, found by [`Machine::check_invariants`].
@@ -88,6 +105,74 @@ pub trait Machine {
     fn invariants() -> &'static [(&'static str, &'static str)];
     /// Checks every invariant on `state`.
     fn check_invariants(&self, state: &Self::State) -> Result<(), InvariantViolation>;
+
+    /// Checks the invariants that relate two states, on an accepted step from `before` to
+    /// `after` by `event` (for example "the percent never rises while paused"). The names
+    /// it reports are listed in [`Machine::invariants`] too. The default has none.
+    fn check_step(
+        &self,
+        before: &Self::State,
+        event: &Self::Event,
+        after: &Step<Self::State, Self::Effect>,
+    ) -> Result<(), InvariantViolation> {
+        let _ = (before, event, after);
+        Ok(())
+    }
+}
+
+/// A machine with a finite, state-dependent event alphabet over a small universe of names and
+/// times. This one generator feeds every derived check: the model checker explores all of it
+/// breadth-first, fuzz targets and property tests pick from it with arbitrary bytes, and
+/// transition coverage is measured over it.
+pub trait Explore: Machine {
+    /// The state exploration starts from.
+    fn initial(&self) -> Self::State;
+    /// Every event worth trying in `state`, valid or not, in a fixed order.
+    fn alphabet(&self, state: &Self::State) -> Vec<Self::Event>;
+}
+
+/// The outcome of [`checked_step`]: the accepted step, or `None` when the event was refused.
+pub type Checked<M> = Option<Step<<M as Machine>::State, <M as Machine>::Effect>>;
+
+/// Applies `event` and checks every state and step invariant on the result.
+///
+/// Returns `Ok(None)` when the machine refused the event (the state is unchanged).
+pub fn checked_step<M: Machine>(
+    machine: &M,
+    state: &M::State,
+    event: &M::Event,
+) -> Result<Checked<M>, InvariantViolation> {
+    let Ok(step) = machine.step(state, event) else {
+        return Ok(None);
+    };
+    let Some(row) = row_for::<M>(state, event, &step.state) else {
+        return Err(InvariantViolation {
+            name: "transition-in-table",
+            detail: format!(
+                "({}, {}) -> {} has no row",
+                M::state_kind(state),
+                M::event_kind(event),
+                M::state_kind(&step.state)
+            ),
+        });
+    };
+    if let Some(stray) = step
+        .effects
+        .iter()
+        .map(M::effect_kind)
+        .find(|kind| !row.effects.contains(kind))
+    {
+        return Err(InvariantViolation {
+            name: "transition-in-table",
+            detail: format!(
+                "({}, {}) emitted {stray}, which its row does not list",
+                row.from, row.event
+            ),
+        });
+    }
+    machine.check_invariants(&step.state)?;
+    machine.check_step(state, event, &step)?;
+    Ok(Some(step))
 }
 
 /// Finds the table row that an accepted step used, if the table has one.
