@@ -1,0 +1,9 @@
+//! Integration tests of the wire contract: decoding at the trust boundary, golden vectors, properties.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions fail loudly by design"
+)]
+
+mod decode_frames;
