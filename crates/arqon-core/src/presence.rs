@@ -1076,3 +1076,172 @@ impl Machine for Presence {
         Ok(())
     }
 }
+
+/// The small universe exploration draws from: tenant `acme` on node `a`, a remote node `b`
+/// (incarnations 1 and 2), one room, two local sessions and one remote session.
+pub mod explore {
+    use arqon_proto::names::{RoomName, TenantId, UserId};
+
+    use super::{
+        DeltaOp, Entry, NodeId, NodeRef, Presence, PresenceEvent, PresenceState, Replication,
+        SessionId,
+    };
+    use crate::machine::Explore;
+
+    /// The tenant explored.
+    pub const TENANT: &str = "acme";
+    /// Another tenant, whose messages must be refused.
+    pub const OTHER_TENANT: &str = "globex";
+    /// The room explored.
+    pub const ROOM: &str = "lobby";
+
+    fn tenant(name: &str) -> Option<TenantId> {
+        TenantId::parse(name).ok()
+    }
+
+    /// A node reference.
+    pub fn node(id: &str, incarnation: u64) -> NodeRef {
+        NodeRef {
+            id: NodeId(id.to_owned()),
+            incarnation,
+        }
+    }
+
+    /// A session id.
+    pub fn session(id: &str) -> SessionId {
+        SessionId(id.to_owned())
+    }
+
+    /// Every event worth trying in `state` (empty if the fixed names do not parse).
+    #[allow(clippy::too_many_lines)]
+    pub fn events(machine: &Presence, state: &PresenceState) -> Vec<PresenceEvent> {
+        let (Some(acme), Some(other), Ok(room), Ok(alice), Ok(bob)) = (
+            tenant(TENANT),
+            tenant(OTHER_TENANT),
+            RoomName::parse(ROOM),
+            UserId::parse("alice"),
+            UserId::parse("bob"),
+        ) else {
+            return Vec::new();
+        };
+        let now_us = state.now_us();
+        let later_us = now_us.saturating_add(machine.config.node_ttl_us / 2 + 1);
+        let b_seq = state
+            .replicas()
+            .get(&NodeId("b".to_owned()))
+            .map_or(0, |replica| replica.seq);
+        let received = |msg| PresenceEvent::Received { msg, now_us };
+        let delta = |from: NodeRef, seq, op| Replication::Delta {
+            tenant: acme.clone(),
+            from,
+            seq,
+            op,
+        };
+        let b_join = DeltaOp::Join {
+            room: room.clone(),
+            session: session("b1"),
+            entry: Entry {
+                user: bob.clone(),
+                joined_at_us: now_us,
+                meta: None,
+            },
+        };
+        let b_leave = DeltaOp::Leave {
+            room: room.clone(),
+            session: session("b1"),
+        };
+        let mut events = Vec::new();
+        for id in ["a1", "a2"] {
+            events.push(PresenceEvent::Join {
+                room: room.clone(),
+                session: session(id),
+                user: alice.clone(),
+                meta: Some(format!("{{\"id\":\"{id}\"}}")),
+                now_us,
+            });
+            events.push(PresenceEvent::Leave {
+                room: room.clone(),
+                session: session(id),
+                now_us,
+            });
+        }
+        events.extend([
+            PresenceEvent::Tick { now_us: later_us },
+            received(Replication::Heartbeat {
+                tenant: acme.clone(),
+                from: node("b", 1),
+                seq: b_seq,
+            }),
+            received(Replication::Heartbeat {
+                tenant: acme.clone(),
+                from: node("b", 1),
+                seq: b_seq + 1,
+            }),
+            received(delta(node("b", 1), b_seq + 1, b_join.clone())),
+            received(delta(node("b", 1), b_seq + 1, b_leave)),
+            received(delta(node("b", 1), b_seq + 2, b_join.clone())),
+            received(delta(node("b", 1), b_seq, b_join.clone())),
+            received(delta(node("b", 2), 1, b_join.clone())),
+            received(Replication::SyncRequest {
+                tenant: acme.clone(),
+                from: node("b", 1),
+                to: NodeId("a".to_owned()),
+            }),
+            received(Replication::SyncRequest {
+                tenant: acme.clone(),
+                from: node("b", 2),
+                to: NodeId("c".to_owned()),
+            }),
+            received(Replication::Sync {
+                tenant: acme.clone(),
+                from: node("b", 1),
+                seq: b_seq + 1,
+                entries: vec![(
+                    room.clone(),
+                    session("b1"),
+                    Entry {
+                        user: bob,
+                        joined_at_us: now_us,
+                        meta: None,
+                    },
+                )],
+            }),
+            received(Replication::Sync {
+                tenant: acme.clone(),
+                from: node("b", 1),
+                seq: b_seq + 1,
+                entries: Vec::new(),
+            }),
+            received(Replication::Heartbeat {
+                tenant: other,
+                from: node("b", 1),
+                seq: 0,
+            }),
+            received(delta(node("a", 1), 1, b_join)),
+            PresenceEvent::NodeDown {
+                node: NodeId("b".to_owned()),
+                now_us,
+            },
+            PresenceEvent::NodeDown {
+                node: NodeId("c".to_owned()),
+                now_us,
+            },
+        ]);
+        events
+    }
+
+    impl Explore for Presence {
+        fn initial(&self) -> PresenceState {
+            // A literal that matches the grammar; `arqon-proto` tests the grammar.
+            let tenant = TenantId::parse(TENANT).unwrap_or_else(|e| unreachable!("{e}"));
+            PresenceState::new(tenant, node("a", 1))
+        }
+
+        fn alphabet(&self, state: &PresenceState) -> Vec<PresenceEvent> {
+            events(self, state)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

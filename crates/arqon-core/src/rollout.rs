@@ -921,3 +921,98 @@ impl RolloutTracker {
         }
     }
 }
+
+/// The small universe exploration draws from: two proposals, two digests, one ramping config
+/// (5 % + 10 %/min up to 50 %), one that starts at its cap, one invalid config.
+pub mod explore {
+    use super::{
+        Digest, MINUTE_US, ProposalRef, Rollout, RolloutConfig, RolloutEvent, RolloutPhase,
+        RolloutState,
+    };
+    use crate::machine::Explore;
+
+    /// The config exploration ramps with: 5 % + 10 %/min, capped at 50 %.
+    pub const RAMP: RolloutConfig = RolloutConfig {
+        initial_bp: 500,
+        increment_bp_per_minute: 1_000,
+        max_bp: 5_000,
+    };
+    /// A config that starts at its cap.
+    pub const AT_CAP: RolloutConfig = RolloutConfig {
+        initial_bp: 2_000,
+        increment_bp_per_minute: 0,
+        max_bp: 2_000,
+    };
+    /// A config with `initial > max`.
+    pub const INVALID: RolloutConfig = RolloutConfig {
+        initial_bp: 6_000,
+        increment_bp_per_minute: 0,
+        max_bp: 5_000,
+    };
+
+    /// Proposal `p1` with digest `d1`.
+    pub fn proposal() -> ProposalRef {
+        ProposalRef {
+            id: "p1".to_owned(),
+            digest: Digest("d1".to_owned()),
+            variant: Some(42),
+        }
+    }
+
+    /// Every event worth trying in `state`.
+    pub fn events(state: &RolloutState) -> Vec<RolloutEvent> {
+        let now_us = match state.phase {
+            RolloutPhase::Ramping { origin_us, .. } => origin_us,
+            _ => 0,
+        };
+        let approve = |id: &str, digest: &str, config| RolloutEvent::Approve {
+            proposal_id: id.to_owned(),
+            digest: Digest(digest.to_owned()),
+            config,
+        };
+        vec![
+            RolloutEvent::Propose {
+                proposal: proposal(),
+            },
+            approve("p1", "d1", RAMP),
+            approve("p1", "d1", AT_CAP),
+            approve("p1", "d2", RAMP),
+            approve("p2", "d1", RAMP),
+            approve("p1", "d1", INVALID),
+            RolloutEvent::Reject {
+                proposal_id: "p1".to_owned(),
+            },
+            RolloutEvent::Reject {
+                proposal_id: "p2".to_owned(),
+            },
+            RolloutEvent::Step {
+                now_us: now_us + MINUTE_US,
+            },
+            RolloutEvent::Step {
+                now_us: now_us + 10 * MINUTE_US,
+            },
+            RolloutEvent::Pause,
+            RolloutEvent::Resume { now_us },
+            RolloutEvent::EmergencyStop,
+            RolloutEvent::CatalogUpdate {
+                version: state.catalog_version + 1,
+            },
+            RolloutEvent::CatalogUpdate {
+                version: state.catalog_version,
+            },
+        ]
+    }
+
+    impl Explore for Rollout {
+        fn initial(&self) -> RolloutState {
+            RolloutState::default()
+        }
+
+        fn alphabet(&self, state: &RolloutState) -> Vec<RolloutEvent> {
+            events(state)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
