@@ -7,3 +7,4 @@
 )]
 
 mod decode_frames;
+mod golden_vectors;
