@@ -8,3 +8,4 @@
 
 mod decode_frames;
 mod golden_vectors;
+mod prop_envelope;
