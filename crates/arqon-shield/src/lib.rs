@@ -1,1 +1,20 @@
 //! The Shield: WebSocket edge that authenticates, polices and routes envelopes, driving the Session machine.
+//!
+//! `specs/shield.md`. A [`Node`] serves `GET /v1/socket`, `/healthz`, `/readyz` and `/metrics`.
+//! Every connection is driven by [`arqon_core::session::SessionMachine`]: the shell reads the
+//! socket, steps the machine and executes its effects (send, subscribe, publish, presence, close,
+//! timers). Node-wide decisions (admission, tenant publish buckets) come from
+//! [`arqon_core::limits`]. Rooms fan out through one spine subscription per room per node.
+
+mod conn;
+mod error;
+mod hooks;
+mod hub;
+mod metrics;
+mod node;
+mod tls;
+
+pub use error::ShieldError;
+pub use hooks::{AllowAll, Hooks, NoPresence, PolicyHook, PresenceHook, PresenceMember};
+pub use metrics::{LabelledCounter, Metrics};
+pub use node::{Node, admission_config, connect_spine, session_config};

@@ -1,0 +1,620 @@
+//! The session driver: one task per WebSocket that feeds socket events to the Session machine and
+//! executes the effects it returns. It decides nothing itself.
+//!
+//! A separate writer task owns the socket's sink and drains the bounded outbound queue, so a
+//! client that stops reading blocks only its writer; the hub and this driver only ever `try_send`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arqon_core::machine::Machine;
+use arqon_core::session::{
+    ErrorCode, Identity, RefreshOutcome, SessionEffect, SessionEvent, SessionState,
+};
+use arqon_core::subject::Subject;
+use arqon_proto::v1::{self, Limits};
+use arqon_proto::{ClientCommand, ClientEnvelope, ClientHeader, Frame, ProtocolError, outbound};
+use arqon_spine::{Headers, TRACEPARENT, TRACESTATE};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::hooks::PresenceMember;
+use crate::hub::{Outbox, SlowSignal};
+use crate::metrics::{dec, inc};
+use crate::node::{IdentityGuard, Shared, SlotGuard, now_us};
+
+/// How long a closing session waits for its writer to flush before dropping the socket.
+const WRITER_GRACE: Duration = Duration::from_secs(2);
+
+/// What the upgrade handler hands to the driver.
+pub(crate) struct Accepted {
+    pub(crate) identity: Identity,
+    pub(crate) state: SessionState,
+    pub(crate) effects: Vec<SessionEffect>,
+    pub(crate) slot: SlotGuard,
+    pub(crate) identity_guard: IdentityGuard,
+}
+
+/// The frame being handled, kept so replies can echo its ids and a publish can carry its payload.
+struct Current {
+    request: u64,
+    header: ClientHeader,
+    publish: Option<(Bytes, String)>,
+    nonce: u64,
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    state: SessionState,
+    identity: Identity,
+    session_id: String,
+    outbox: Outbox,
+    next_tick_us: Option<u64>,
+    current: Option<Current>,
+    requests: u64,
+    sent: u64,
+    close_code: Option<u16>,
+}
+
+/// Runs one session until it is closed.
+pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accepted) {
+    let Accepted {
+        identity,
+        state,
+        effects,
+        slot,
+        identity_guard,
+    } = accepted;
+    let (sink, mut stream) = socket.split();
+    let (queue, outbound) = mpsc::channel(shared.settings.outbound_queue);
+    let slow = Arc::new(SlowSignal::default());
+    let (close_tx, close_rx) = oneshot::channel();
+    let mut writer = tokio::spawn(write_loop(sink, outbound, close_rx));
+    inc(&shared.metrics.connections_open);
+    inc(&shared.metrics.connections_accepted);
+    let mut drain = shared.drain.subscribe();
+    let mut driver = Driver {
+        session_id: format!("{:016x}", identity.session),
+        shared: Arc::clone(&shared),
+        state,
+        identity,
+        outbox: Outbox {
+            queue,
+            slow: Arc::clone(&slow),
+        },
+        next_tick_us: None,
+        current: None,
+        requests: 0,
+        sent: 0,
+        close_code: None,
+    };
+    driver.execute_all(effects).await;
+    let already = *drain.borrow_and_update();
+    if let Some(deadline_us) = already {
+        driver.step(SessionEvent::Drain { deadline_us }).await;
+    }
+    while !matches!(driver.state, SessionState::Closed { .. }) {
+        let tick_at = driver.next_tick_us.map(instant_at);
+        tokio::select! {
+            frame = stream.next() => driver.on_frame(frame).await,
+            () = sleep_until(tick_at), if tick_at.is_some() => {
+                driver.next_tick_us = None;
+                driver.step(SessionEvent::Tick { now_us: now_us() }).await;
+            }
+            drops = slow.wait() => {
+                for _ in 0..drops {
+                    driver.step(SessionEvent::SlowConsumer).await;
+                }
+            }
+            Ok(()) = drain.changed() => {
+                let deadline = *drain.borrow_and_update();
+                if let Some(deadline_us) = deadline {
+                    driver.step(SessionEvent::Drain { deadline_us }).await;
+                }
+            }
+        }
+    }
+    if let SessionState::Closed { reason } = &driver.state {
+        shared.metrics.sessions_closed.inc(reason.as_str());
+        tracing::info!(session = %driver.session_id, reason = reason.as_str(), "session closed");
+    }
+    let _ = close_tx.send(driver.close_code);
+    drop(driver);
+    drop(stream);
+    if tokio::time::timeout(WRITER_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    dec(&shared.metrics.connections_open);
+    drop(identity_guard);
+    drop(slot);
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// The monotonic instant matching a wall-clock time in µs.
+fn instant_at(at_us: u64) -> Instant {
+    Instant::now() + Duration::from_micros(at_us.saturating_sub(now_us()))
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: mpsc::Receiver<Bytes>,
+    mut close: oneshot::Receiver<Option<u16>>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            frame = outbound.recv() => match frame {
+                Some(frame) => {
+                    if sink.send(Message::Binary(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                None => break,
+            },
+            code = &mut close => {
+                while let Ok(frame) = outbound.try_recv() {
+                    if sink.send(Message::Binary(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                if let Ok(Some(code)) = code {
+                    let frame = CloseFrame { code, reason: "".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                }
+                break;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Maps a decoder refusal to the session's error code.
+fn protocol_code(error: &ProtocolError) -> ErrorCode {
+    match error.code() {
+        v1::ErrorCode::TextFrame => ErrorCode::TextFrame,
+        v1::ErrorCode::FrameTooLarge => ErrorCode::FrameTooLarge,
+        v1::ErrorCode::UnsupportedVersion => ErrorCode::UnsupportedVersion,
+        v1::ErrorCode::InvalidRoom => ErrorCode::InvalidRoom,
+        v1::ErrorCode::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+        _ => ErrorCode::ProtocolError,
+    }
+}
+
+/// Maps the session's error code to the wire's.
+pub(crate) fn wire_code(code: ErrorCode) -> v1::ErrorCode {
+    match code {
+        ErrorCode::ProtocolError => v1::ErrorCode::ProtocolError,
+        ErrorCode::TextFrame => v1::ErrorCode::TextFrame,
+        ErrorCode::FrameTooLarge => v1::ErrorCode::FrameTooLarge,
+        ErrorCode::UnsupportedVersion => v1::ErrorCode::UnsupportedVersion,
+        ErrorCode::InvalidRoom => v1::ErrorCode::InvalidRoom,
+        ErrorCode::NotInRoom => v1::ErrorCode::NotInRoom,
+        ErrorCode::RoomLimit => v1::ErrorCode::RoomLimit,
+        ErrorCode::PayloadTooLarge => v1::ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimited => v1::ErrorCode::RateLimited,
+        ErrorCode::TokenExpired => v1::ErrorCode::TokenExpired,
+        ErrorCode::TokenInvalid => v1::ErrorCode::TokenInvalid,
+        ErrorCode::Forbidden => v1::ErrorCode::Forbidden,
+        ErrorCode::PolicyBlocked => v1::ErrorCode::PolicyBlocked,
+        ErrorCode::PolicyTrap => v1::ErrorCode::PolicyTrap,
+        ErrorCode::PolicyTimeout => v1::ErrorCode::PolicyTimeout,
+        ErrorCode::PolicyMemory => v1::ErrorCode::PolicyMemory,
+        ErrorCode::PolicyAbi => v1::ErrorCode::PolicyAbi,
+        ErrorCode::PolicyLoad => v1::ErrorCode::PolicyLoad,
+        ErrorCode::ServerDraining => v1::ErrorCode::ServerDraining,
+    }
+}
+
+/// True when a read failed because the frame exceeded the transport's size limits.
+fn is_capacity(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<WsError>())
+        .is_some_and(|inner| matches!(inner, WsError::Capacity(_)))
+}
+
+impl Driver {
+    /// Steps `event` and every event its effects lead to (a policy verdict), in order.
+    async fn step(&mut self, event: SessionEvent) {
+        let mut pending = VecDeque::from([event]);
+        while let Some(event) = pending.pop_front() {
+            match self.shared.machine.step(&self.state, &event) {
+                Ok(step) => {
+                    self.state = step.state;
+                    for effect in step.effects {
+                        if let Some(next) = self.execute(effect).await {
+                            pending.push_back(next);
+                        }
+                    }
+                }
+                Err(rejection) => {
+                    tracing::debug!(session = %self.session_id, %rejection, "event refused");
+                }
+            }
+        }
+    }
+
+    async fn execute_all(&mut self, effects: Vec<SessionEffect>) {
+        for effect in effects {
+            if let Some(next) = self.execute(effect).await {
+                self.step(next).await;
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) {
+        let now_us = now_us();
+        let event = match frame {
+            Some(Err(error)) if is_capacity(&error) => {
+                inc(&self.shared.metrics.protocol_errors);
+                SessionEvent::ProtocolError {
+                    code: ErrorCode::FrameTooLarge,
+                    now_us,
+                }
+            }
+            None | Some(Err(_) | Ok(Message::Close(_))) => SessionEvent::SocketClosed,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return,
+            Some(Ok(Message::Text(_))) => self.decoded(Frame::Text, now_us),
+            Some(Ok(Message::Binary(bytes))) => self.decoded(Frame::Binary(bytes), now_us),
+        };
+        self.step(event).await;
+    }
+
+    fn decoded(&mut self, frame: Frame, now_us: u64) -> SessionEvent {
+        inc(&self.shared.metrics.frames_in);
+        self.requests += 1;
+        let request = self.requests;
+        match arqon_proto::decode_client_frame(frame, &self.shared.settings.frame_limits) {
+            Ok(envelope) => self.command(request, envelope, now_us),
+            Err(error) => {
+                inc(&self.shared.metrics.protocol_errors);
+                self.current = None;
+                SessionEvent::ProtocolError {
+                    code: protocol_code(&error),
+                    now_us,
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, request: u64, envelope: ClientEnvelope, now_us: u64) -> SessionEvent {
+        let mut current = Current {
+            request,
+            header: envelope.header,
+            publish: None,
+            nonce: 0,
+        };
+        let event = match envelope.command {
+            ClientCommand::Join { room, .. } => SessionEvent::Join {
+                room,
+                request,
+                now_us,
+            },
+            ClientCommand::Leave { room } => SessionEvent::Leave {
+                room,
+                request,
+                now_us,
+            },
+            ClientCommand::Publish {
+                room,
+                payload,
+                content_type,
+            } => {
+                let tenant_budget = self
+                    .shared
+                    .admission
+                    .lock()
+                    .map_or(Ok(()), |mut admission| {
+                        admission.take_tenant_publish(&self.identity.tenant, now_us)
+                    });
+                let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+                current.publish = Some((payload, content_type));
+                SessionEvent::Publish {
+                    room,
+                    request,
+                    payload_len,
+                    tenant_budget,
+                    now_us,
+                }
+            }
+            ClientCommand::Ping { nonce } => {
+                current.nonce = nonce;
+                SessionEvent::Heartbeat { request, now_us }
+            }
+            ClientCommand::Heartbeat
+            | ClientCommand::Pong { .. }
+            | ClientCommand::Ack { .. }
+            | ClientCommand::PresenceRequest { .. }
+            | ClientCommand::Governance(_) => SessionEvent::Heartbeat { request, now_us },
+            ClientCommand::Refresh { token } => {
+                let outcome = match self
+                    .shared
+                    .verifier
+                    .verify(token.expose(), now_us / 1_000_000)
+                {
+                    Ok(claims) => {
+                        inc(&self.shared.metrics.refreshes);
+                        RefreshOutcome::Valid {
+                            tenant: claims.tenant,
+                            user: claims.sub,
+                            expires_us: self.shared.expiry_us(claims.exp),
+                        }
+                    }
+                    Err(arqon_auth::AuthError::Expired { .. }) => RefreshOutcome::Expired,
+                    Err(error) => RefreshOutcome::Invalid(error.reason()),
+                };
+                SessionEvent::Refresh {
+                    outcome,
+                    request,
+                    now_us,
+                }
+            }
+        };
+        self.current = Some(current);
+        event
+    }
+
+    fn current_for(&self, request: Option<u64>) -> Option<&Current> {
+        self.current
+            .as_ref()
+            .filter(|current| request == Some(current.request))
+    }
+
+    fn server_header(&mut self, request: Option<u64>) -> v1::Header {
+        self.sent += 1;
+        let correlation = self
+            .current_for(request)
+            .and_then(|current| current.header.correlation_id.clone())
+            .unwrap_or_default();
+        outbound::server_header(
+            &self.identity.tenant,
+            format!("{}-s{}", self.session_id, self.sent),
+            &correlation,
+            now_us(),
+        )
+    }
+
+    fn send(&self, envelope: &v1::Envelope) {
+        self.outbox
+            .offer(arqon_proto::encode_envelope(envelope), &self.shared.metrics);
+    }
+
+    fn member(&self) -> PresenceMember {
+        PresenceMember {
+            tenant: self.identity.tenant.clone(),
+            user: self.identity.user.clone(),
+            session: self.session_id.clone(),
+            node: self.shared.settings.node_id.clone(),
+            at_us: now_us(),
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        code: v1::ErrorCode,
+        request: Option<u64>,
+        retry_after_ms: Option<u64>,
+    ) {
+        self.shared.metrics.errors_sent.inc(code.as_str_name());
+        let header = self.server_header(request);
+        let retry = retry_after_ms.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
+        let message = code.as_str_name().to_owned();
+        self.send(&outbound::error(header, code, message, retry));
+    }
+
+    fn send_welcome(&mut self, heartbeat_interval_ms: u32) {
+        let header = self.server_header(None);
+        let settings = &self.shared.settings;
+        let live = self.state.live().map(|live| live.limits);
+        let limits = Limits {
+            max_frame_bytes: u32::try_from(settings.frame_limits.max_frame_bytes)
+                .unwrap_or(u32::MAX),
+            max_payload_bytes: live.map_or(0, |l| l.max_payload_bytes),
+            max_rooms: live.map_or(0, |l| l.max_rooms),
+            publish_rate_per_sec: live.map_or(0, |l| l.publish.per_sec),
+            publish_burst: live.map_or(0, |l| l.publish.burst),
+        };
+        let stamp = arqon_proto::Stamp {
+            tenant: &self.identity.tenant,
+            user: &self.identity.user,
+            session_id: &self.session_id,
+            timestamp_us: now_us(),
+        };
+        let welcome = outbound::welcome(
+            header,
+            &stamp,
+            env!("CARGO_PKG_VERSION"),
+            heartbeat_interval_ms,
+            limits,
+            &settings.node_id,
+        );
+        self.send(&welcome);
+    }
+
+    /// Executes one effect; returns the event it produces, if any (a policy verdict).
+    async fn execute(&mut self, effect: SessionEffect) -> Option<SessionEvent> {
+        match effect {
+            SessionEffect::RejectUpgrade { .. } | SessionEffect::AcceptUpgrade => {}
+            SessionEffect::SendWelcome {
+                heartbeat_interval_ms,
+            } => self.send_welcome(heartbeat_interval_ms),
+            SessionEffect::SendError {
+                code,
+                request,
+                retry_after_ms,
+            } => self.send_error(wire_code(code), request, retry_after_ms),
+            SessionEffect::SendAck { request } => {
+                let acked = self
+                    .current_for(Some(request))
+                    .and_then(|current| current.header.message_id.clone())
+                    .unwrap_or_default();
+                let header = self.server_header(Some(request));
+                self.send(&outbound::ack(header, acked));
+            }
+            SessionEffect::SendPong { request } => {
+                let nonce = self
+                    .current_for(Some(request))
+                    .map_or(0, |current| current.nonce);
+                let header = self.server_header(Some(request));
+                self.send(&outbound::pong(header, nonce));
+            }
+            SessionEffect::SendDrain => {
+                let header = self.server_header(None);
+                let reconnect_ms = u32::try_from(self.shared.settings.reconnect_after.as_millis())
+                    .unwrap_or(u32::MAX);
+                self.send(&outbound::drain(
+                    header,
+                    "server draining".to_owned(),
+                    reconnect_ms,
+                ));
+            }
+            SessionEffect::Subscribe { room } => {
+                let subject = Subject::room(&self.identity.tenant, &room);
+                let joined = self
+                    .shared
+                    .hub
+                    .join(&subject, self.identity.session, self.outbox.clone())
+                    .await;
+                if let Err(error) = joined {
+                    tracing::warn!(session = %self.session_id, %error, "room subscription failed");
+                    self.send_error(v1::ErrorCode::Internal, None, None);
+                }
+            }
+            SessionEffect::Unsubscribe { room } => {
+                let subject = Subject::room(&self.identity.tenant, &room);
+                self.shared.hub.leave(&subject, self.identity.session).await;
+            }
+            SessionEffect::RunPolicy { room, request } => {
+                let payload = self
+                    .current_for(Some(request))
+                    .and_then(|current| current.publish.as_ref())
+                    .map(|(payload, _)| payload.clone())
+                    .unwrap_or_default();
+                let verdict = self.shared.hooks.policy.check(
+                    &self.identity.tenant,
+                    &self.identity.user,
+                    &room,
+                    &payload,
+                );
+                if verdict != arqon_core::session::PolicyVerdict::Allow {
+                    inc(&self.shared.metrics.policy_blocked);
+                }
+                return Some(SessionEvent::PolicyVerdict {
+                    room,
+                    request,
+                    verdict,
+                    now_us: now_us(),
+                });
+            }
+            SessionEffect::Publish {
+                room,
+                request,
+                stamp,
+            } => self.publish(&room, request, &stamp).await,
+            SessionEffect::PresenceJoin { room } => {
+                self.shared.hooks.presence.join(&self.member(), &room);
+            }
+            SessionEffect::PresenceLeave { room } => {
+                self.shared.hooks.presence.leave(&self.member(), &room);
+            }
+            SessionEffect::Close { code } => self.close_code = Some(code),
+            SessionEffect::ScheduleTick { at_us } => self.next_tick_us = Some(at_us),
+        }
+        None
+    }
+
+    async fn publish(
+        &mut self,
+        room: &arqon_proto::names::RoomName,
+        request: u64,
+        stamp: &arqon_core::session::Stamp,
+    ) {
+        let Some(current) = self.current.take_if(|current| current.request == request) else {
+            return;
+        };
+        let (payload, content_type) = current.publish.clone().unwrap_or_default();
+        let session_id = format!("{:016x}", stamp.session);
+        let wire_stamp = arqon_proto::Stamp {
+            tenant: &stamp.tenant,
+            user: &stamp.sender,
+            session_id: &session_id,
+            timestamp_us: stamp.timestamp_us,
+        };
+        let header = wire_stamp.header(&current.header, || stamp.default_twist_id.clone());
+        let mut headers = Headers::new();
+        if let Some(trace) = &current.header.trace {
+            let _ = headers.insert(TRACEPARENT, &trace.traceparent);
+            if !trace.tracestate.is_empty() {
+                let _ = headers.insert(TRACESTATE, &trace.tracestate);
+            }
+        }
+        let frame =
+            arqon_proto::encode_envelope(&outbound::message(header, room, payload, content_type));
+        let subject = Subject::room(&stamp.tenant, room);
+        // Put the frame back so the ack that follows can echo the request's ids.
+        self.current = Some(current);
+        match self
+            .shared
+            .hub
+            .spine()
+            .publish(&subject, headers, frame)
+            .await
+        {
+            Ok(()) => inc(&self.shared.metrics.published),
+            Err(error) => {
+                inc(&self.shared.metrics.publish_failures);
+                tracing::warn!(session = %self.session_id, %error, "spine publish failed");
+                self.send_error(v1::ErrorCode::Internal, Some(request), None);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_session_error_code_has_a_distinct_wire_code() {
+        let all = [
+            ErrorCode::ProtocolError,
+            ErrorCode::TextFrame,
+            ErrorCode::FrameTooLarge,
+            ErrorCode::UnsupportedVersion,
+            ErrorCode::InvalidRoom,
+            ErrorCode::NotInRoom,
+            ErrorCode::RoomLimit,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::RateLimited,
+            ErrorCode::TokenExpired,
+            ErrorCode::TokenInvalid,
+            ErrorCode::Forbidden,
+            ErrorCode::PolicyBlocked,
+            ErrorCode::PolicyTrap,
+            ErrorCode::PolicyTimeout,
+            ErrorCode::PolicyMemory,
+            ErrorCode::PolicyAbi,
+            ErrorCode::PolicyLoad,
+            ErrorCode::ServerDraining,
+        ];
+        let wire: std::collections::BTreeSet<i32> =
+            all.iter().map(|c| wire_code(*c) as i32).collect();
+        assert_eq!(wire.len(), all.len());
+        assert!(!wire.contains(&(v1::ErrorCode::Unspecified as i32)));
+    }
+}

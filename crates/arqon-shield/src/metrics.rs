@@ -1,0 +1,138 @@
+//! Shield metrics as plain atomics, rendered in the Prometheus text format on `/metrics`.
+//!
+//! Names follow `arqonbus.shield.<what>`; the text format writes them with `_` for `.`.
+//! Labelled counters (auth failures, admission rejections, closes) are keyed by a fixed label
+//! (`&'static str`), never by client input, so their cardinality is bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A labelled counter with a bounded set of static labels.
+#[derive(Debug, Default)]
+pub struct LabelledCounter(Mutex<BTreeMap<&'static str, u64>>);
+
+impl LabelledCounter {
+    /// Adds one to `label`.
+    pub fn inc(&self, label: &'static str) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry(label).or_insert(0) += 1;
+        }
+    }
+
+    /// The count of `label`.
+    pub fn get(&self, label: &str) -> u64 {
+        self.0
+            .lock()
+            .map_or(0, |counts| counts.get(label).copied().unwrap_or(0))
+    }
+
+    /// The sum over every label.
+    pub fn total(&self) -> u64 {
+        self.0.lock().map_or(0, |counts| counts.values().sum())
+    }
+
+    fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        self.0
+            .lock()
+            .map(|counts| counts.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+macro_rules! metrics {
+    ($($field:ident: $kind:literal, $help:literal;)*) => {
+        /// Every Shield counter and gauge.
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $(
+                #[doc = $help]
+                pub $field: AtomicU64,
+            )*
+            /// `arqonbus.shield.auth_failures{reason}`: upgrades refused with 401.
+            pub auth_failures: LabelledCounter,
+            /// `arqonbus.shield.admission_rejections{reason}`: upgrades refused with 503.
+            pub admission_rejections: LabelledCounter,
+            /// `arqonbus.shield.sessions_closed{reason}`: sessions ended, by reason.
+            pub sessions_closed: LabelledCounter,
+            /// `arqonbus.shield.errors_sent{code}`: `Error` envelopes sent, by code.
+            pub errors_sent: LabelledCounter,
+        }
+
+        impl Metrics {
+            /// The Prometheus text exposition of every metric.
+            pub fn render(&self) -> String {
+                let mut out = String::new();
+                $(
+                    let name = concat!("arqonbus_shield_", stringify!($field));
+                    let _ = writeln!(out, "# HELP {name} {}", $help);
+                    let _ = writeln!(out, "# TYPE {name} {}", $kind);
+                    let _ = writeln!(out, "{name} {}", self.$field.load(Ordering::Relaxed));
+                )*
+                for (name, label, help, counter) in [
+                    ("auth_failures", "reason", "upgrades refused with 401", &self.auth_failures),
+                    ("admission_rejections", "reason", "upgrades refused with 503", &self.admission_rejections),
+                    ("sessions_closed", "reason", "sessions ended", &self.sessions_closed),
+                    ("errors_sent", "code", "error envelopes sent", &self.errors_sent),
+                ] {
+                    let _ = writeln!(out, "# HELP arqonbus_shield_{name} {help}");
+                    let _ = writeln!(out, "# TYPE arqonbus_shield_{name} counter");
+                    for (value, count) in counter.snapshot() {
+                        let _ = writeln!(out, "arqonbus_shield_{name}{{{label}=\"{value}\"}} {count}");
+                    }
+                }
+                out
+            }
+        }
+    };
+}
+
+metrics! {
+    connections_open: "gauge", "`arqonbus.shield.connections_open`: WebSocket sessions currently open";
+    connections_accepted: "counter", "`arqonbus.shield.connections_accepted`: upgrades completed";
+    frames_in: "counter", "`arqonbus.shield.frames_in`: frames read from clients";
+    protocol_errors: "counter", "`arqonbus.shield.protocol_errors`: frames refused by the decoder";
+    published: "counter", "`arqonbus.shield.published`: envelopes handed to the spine";
+    publish_failures: "counter", "`arqonbus.shield.publish_failures`: spine publishes that failed";
+    policy_blocked: "counter", "`arqonbus.shield.policy_blocked`: publishes blocked by the policy chain";
+    delivered: "counter", "`arqonbus.shield.delivered`: envelopes queued to local sockets";
+    dropped_slow: "counter", "`arqonbus.shield.dropped_slow`: envelopes dropped because a socket's queue was full";
+    rooms_subscribed: "gauge", "`arqonbus.shield.rooms_subscribed`: spine room subscriptions held by this node";
+    refreshes: "counter", "`arqonbus.shield.refreshes`: in-band refresh tokens that verified";
+}
+
+/// Adds one to a counter.
+pub(crate) fn inc(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Subtracts one from a gauge.
+pub(crate) fn dec(gauge: &AtomicU64) {
+    gauge.fetch_sub(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // AC-SHIELD-16
+    #[test]
+    fn renders_prometheus_text_with_labels() {
+        let metrics = Metrics::default();
+        inc(&metrics.published);
+        metrics.auth_failures.inc("expired");
+        metrics.auth_failures.inc("expired");
+        let text = metrics.render();
+        assert!(text.contains("arqonbus_shield_published 1\n"), "{text}");
+        assert!(
+            text.contains("arqonbus_shield_auth_failures{reason=\"expired\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE arqonbus_shield_connections_open gauge"),
+            "{text}"
+        );
+        assert_eq!(metrics.auth_failures.total(), 2);
+    }
+}
