@@ -1,1 +1,3 @@
 //! The Brain: drives presence replication and the governance control plane over the Spine.
+
+pub mod audit_log;

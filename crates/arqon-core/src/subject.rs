@@ -8,6 +8,7 @@
 //! | `arqon.v1.<tenant>.presence` | [`Subject::presence`] |
 //! | `arqon.v1.<tenant>.gov.up` | [`Subject::gov_up`] |
 //! | `arqon.v1.<tenant>.gov.down` | [`Subject::gov_down`] |
+//! | `arqon.v1.<tenant>.gov.audit` | [`Subject::gov_audit`] |
 //! | `arqon.v1._sys.heartbeat` | [`Subject::heartbeat`] |
 //!
 //! Neither names nor fixed tokens contain `.`, `*`, `>` or whitespace, so a subject never holds a
@@ -36,6 +37,8 @@ pub enum SubjectKind {
     GovUp,
     /// Governance messages from the control plane to the nodes.
     GovDown,
+    /// The tenant's governance audit chain (a `JetStream` subject).
+    GovAudit,
     /// Node liveness; carries no tenant data.
     Heartbeat,
 }
@@ -69,6 +72,11 @@ impl Subject {
         Self::tenant_scoped(tenant, SubjectKind::GovDown)
     }
 
+    /// `arqon.v1.<tenant>.gov.audit`: the tenant's governance audit records.
+    pub fn gov_audit(tenant: &TenantId) -> Self {
+        Self::tenant_scoped(tenant, SubjectKind::GovAudit)
+    }
+
     /// `arqon.v1._sys.heartbeat`: node liveness, with no tenant data.
     pub fn heartbeat() -> Self {
         Self {
@@ -85,6 +93,7 @@ impl Subject {
             SubjectKind::Presence => format!("{PREFIX}.{t}.presence"),
             SubjectKind::GovUp => format!("{PREFIX}.{t}.gov.up"),
             SubjectKind::GovDown => format!("{PREFIX}.{t}.gov.down"),
+            SubjectKind::GovAudit => format!("{PREFIX}.{t}.gov.audit"),
             SubjectKind::Heartbeat => format!("{PREFIX}.{SYSTEM_TOKEN}.heartbeat"),
         };
         Self {
@@ -156,6 +165,7 @@ mod tests {
             Subject::presence(t),
             Subject::gov_up(t),
             Subject::gov_down(t),
+            Subject::gov_audit(t),
         ]
     }
 
@@ -177,6 +187,7 @@ mod tests {
             (Subject::presence(&t), "arqon.v1.acme.presence"),
             (Subject::gov_up(&t), "arqon.v1.acme.gov.up"),
             (Subject::gov_down(&t), "arqon.v1.acme.gov.down"),
+            (Subject::gov_audit(&t), "arqon.v1.acme.gov.audit"),
             (Subject::heartbeat(), "arqon.v1._sys.heartbeat"),
         ];
         for (subject, want) in cases {
@@ -241,7 +252,7 @@ mod tests {
                 .collect();
             texts.sort();
             texts.dedup();
-            prop_assert_eq!(texts.len(), 5);
+            prop_assert_eq!(texts.len(), all_subjects(&t1, &r1).len() + 1);
         }
 
         // AC-SPINE-3
