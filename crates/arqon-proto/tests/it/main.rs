@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] functions fail loudly by design"
 )]
 
+mod buf_contract;
 mod decode_frames;
 mod golden_vectors;
 mod prop_envelope;
