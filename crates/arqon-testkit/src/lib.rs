@@ -1,1 +1,37 @@
-//! Test harness: real nats-server processes and clusters, a JWT issuer with JWKS, and a WebSocket test client.
+//! Test harness: real nats-server processes and clusters, a delaying TCP proxy, a JWT issuer with JWKS, and a WebSocket test client.
+
+mod nats;
+mod proxy;
+
+pub use nats::{DEFAULT_NATS_SERVER, NatsCluster, NatsOptions, NatsServer};
+pub use proxy::DelayProxy;
+
+/// Why a test fixture could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// A process, socket or file operation failed.
+    #[error("testkit I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A process did not become ready in time; `log` is the tail of what it printed.
+    #[error("{what} did not become ready:\n{log}")]
+    NotReady {
+        /// What was waited for.
+        what: String,
+        /// The process's last log lines.
+        log: String,
+    },
+    /// A monitoring endpoint answered badly.
+    #[error("monitoring GET {path}: {detail}")]
+    Http {
+        /// The path requested.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: bound to port 0, read, released.
+pub fn free_port() -> Result<u16, TestkitError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}

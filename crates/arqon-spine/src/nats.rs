@@ -1,0 +1,304 @@
+//! The NATS Spine (async-nats): one NATS subscription per `subscribe`, reconnecting forever with back-off.
+//!
+//! Reconnects are async-nats's: it retries the configured and the discovered (cluster) servers,
+//! restores subscriptions and sends publishes queued meanwhile. This module turns its connection
+//! events into a [`SpineStatus`] watch and counts slow-consumer drops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::{ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::{
+    Headers, Message, Spine, SpineError, SpineStatus, Subject, Subscription, publish_span,
+    trace_receive,
+};
+
+/// How to reach NATS.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://host:port`); several for a cluster. Discovered servers are used too.
+    pub urls: Vec<String>,
+    /// Client name shown by the server's monitoring (for example the node id).
+    pub name: Option<String>,
+    /// Limit for the first connection.
+    pub connect_timeout: Duration,
+    /// Longest wait between two reconnect attempts.
+    pub max_reconnect_delay: Duration,
+    /// Queue length of one subscription before messages are dropped.
+    pub subscription_capacity: usize,
+    /// Longest wait for the server to confirm a subscription or a flush (it waits out a reconnect).
+    pub round_trip_timeout: Duration,
+    /// Commands (publishes) the client queues while disconnected before `publish` waits.
+    pub client_capacity: usize,
+}
+
+impl NatsConfig {
+    /// Defaults for `urls`: 5 s connect timeout, reconnect back-off up to 1 s, 64 Ki-message queues,
+    /// 10 s round-trip timeout.
+    pub fn new<I, S>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            urls: urls.into_iter().map(Into::into).collect(),
+            name: None,
+            connect_timeout: Duration::from_secs(5),
+            max_reconnect_delay: Duration::from_secs(1),
+            subscription_capacity: 64 * 1024,
+            client_capacity: 4096,
+            round_trip_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Connection bookkeeping shared with the event callback.
+struct Shared {
+    status: watch::Sender<SpineStatus>,
+    ever_connected: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    /// Idempotent: the first connection is not a reconnect, and a repeated event changes nothing.
+    fn mark_connected(&self) {
+        let again = self.ever_connected.swap(true, Ordering::Relaxed);
+        let changed = self.status.send_if_modified(|s| {
+            if s.connected {
+                return false;
+            }
+            s.connected = true;
+            s.reconnects += u64::from(again);
+            true
+        });
+        if changed && again {
+            tracing::info!("spine reconnected to NATS");
+        }
+    }
+
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::Connected => self.mark_connected(),
+            Event::Disconnected => {
+                self.status
+                    .send_if_modified(|s| std::mem::replace(&mut s.connected, false));
+                tracing::warn!("spine lost its NATS connection");
+            }
+            Event::SlowConsumer(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            other => tracing::debug!(event = %other, "nats event"),
+        }
+    }
+}
+
+/// The NATS Spine. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct NatsSpine {
+    client: async_nats::Client,
+    shared: Arc<Shared>,
+    barrier_timeout: Duration,
+}
+
+impl std::fmt::Debug for NatsSpine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSpine")
+            .field("status", &*self.shared.status.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsSpine {
+    /// Connects to the first reachable server of `config.urls`, within `config.connect_timeout`.
+    pub async fn connect(config: &NatsConfig) -> Result<Self, SpineError> {
+        let urls = config.urls.join(",");
+        let connect_error = |reason: String| SpineError::Connect {
+            urls: urls.clone(),
+            reason,
+        };
+        let addrs = config
+            .urls
+            .iter()
+            .map(|u| u.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| connect_error(e.to_string()))?;
+        if addrs.is_empty() {
+            return Err(connect_error("no server URL configured".into()));
+        }
+        let shared = Arc::new(Shared {
+            status: watch::Sender::new(SpineStatus::default()),
+            ever_connected: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
+        let callback_shared = Arc::clone(&shared);
+        let max_delay = config.max_reconnect_delay;
+        let mut options = ConnectOptions::new()
+            .connection_timeout(config.connect_timeout)
+            .subscription_capacity(config.subscription_capacity)
+            .client_capacity(config.client_capacity)
+            .reconnect_delay_callback(move |attempts| {
+                let exp = u32::try_from(attempts).unwrap_or(u32::MAX).min(16);
+                max_delay.min(Duration::from_millis(2_u64.saturating_pow(exp)))
+            })
+            .event_callback(move |event| {
+                let shared = Arc::clone(&callback_shared);
+                async move { shared.on_event(&event) }
+            });
+        if let Some(name) = &config.name {
+            options = options.name(name);
+        }
+        let client = tokio::time::timeout(config.connect_timeout, options.connect(addrs))
+            .await
+            .map_err(|_| connect_error("timed out".into()))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        shared.mark_connected();
+        Ok(Self {
+            client,
+            shared,
+            barrier_timeout: config.round_trip_timeout,
+        })
+    }
+
+    /// A round trip through the server: everything this connection sent before has been processed
+    /// by the server when it returns. async-nats's `flush` only empties the socket buffer, so this
+    /// publishes to a fresh inbox the connection itself subscribes to, and waits for the echo.
+    async fn barrier(&self) -> Result<(), String> {
+        let inbox = self.client.new_inbox();
+        let mut echo = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.client
+            .publish(inbox, Bytes::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(self.barrier_timeout, echo.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("connection closed".into()),
+            Err(_) => Err(format!(
+                "no round trip through the server within {:?}",
+                self.barrier_timeout
+            )),
+        }
+    }
+
+    /// The underlying client, for `JetStream` and other NATS-only features (the audit stream).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+fn to_nats_headers(headers: &Headers) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers.iter() {
+        let name = HeaderName::try_from(name).map_err(|e| e.to_string())?;
+        let value = value.parse::<HeaderValue>().map_err(|e| e.to_string())?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+fn from_nats_headers(map: Option<&HeaderMap>) -> Headers {
+    let mut headers = Headers::new();
+    for (name, values) in map.into_iter().flat_map(HeaderMap::iter) {
+        if let Some(value) = values.first() {
+            // Our own publishes are valid; anything else (a foreign publisher) is skipped, not trusted.
+            if headers.insert(name.as_ref(), value.as_str()).is_err() {
+                tracing::debug!("skipped a header outside the header grammar");
+            }
+        }
+    }
+    headers
+}
+
+impl Spine for NatsSpine {
+    fn publish<'a>(
+        &'a self,
+        subject: &'a Subject,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'a, Result<(), SpineError>> {
+        let span = publish_span(subject, &payload);
+        async move {
+            let publish_error = |reason: String| SpineError::Publish {
+                subject: subject.as_str().to_owned(),
+                reason,
+            };
+            let map = to_nats_headers(&headers).map_err(publish_error)?;
+            self.client
+                .publish_with_headers(subject.as_str().to_owned(), map, payload)
+                .await
+                .map_err(|e| publish_error(e.to_string()))
+        }
+        .instrument(span)
+        .boxed()
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        subject: &'a Subject,
+    ) -> BoxFuture<'a, Result<Subscription, SpineError>> {
+        async move {
+            let subscribe_error = |reason: String| SpineError::Subscribe {
+                subject: subject.as_str().to_owned(),
+                reason,
+            };
+            let subscriber = self
+                .client
+                .subscribe(subject.as_str().to_owned())
+                .await
+                .map_err(|e| subscribe_error(e.to_string()))?;
+            // The server handles a connection's operations in order: once the barrier is back,
+            // it has registered this interest.
+            self.barrier().await.map_err(subscribe_error)?;
+            let ours = subject.clone();
+            let messages = subscriber.map(move |m| {
+                let message = Message {
+                    subject: ours.clone(),
+                    headers: from_nats_headers(m.headers.as_ref()),
+                    payload: m.payload,
+                };
+                trace_receive(&message);
+                message
+            });
+            Ok(Subscription::new(
+                subject.clone(),
+                StreamExt::boxed(messages),
+            ))
+        }
+        .instrument(tracing::debug_span!(
+            "spine.subscribe",
+            subject = subject.as_str()
+        ))
+        .boxed()
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), SpineError>> {
+        async move {
+            self.barrier()
+                .await
+                .map_err(|reason| SpineError::Flush { reason })
+        }
+        .boxed()
+    }
+
+    fn status(&self) -> SpineStatus {
+        *self.shared.status.borrow()
+    }
+
+    fn watch_status(&self) -> watch::Receiver<SpineStatus> {
+        self.shared.status.subscribe()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
