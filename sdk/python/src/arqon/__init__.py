@@ -1,0 +1,40 @@
+"""ArqonBus Python SDK: ``client = await arqon.connect(url, token)``, then join, publish and receive.
+
+See ``sdk/python/README.md`` for the quick start and the API reference.
+"""
+from arqon._client import Client, Member, Message, PresenceEvent, Welcome, connect
+from arqon.errors import (
+    CLOSE_CODES,
+    ArqonError,
+    AuthError,
+    ConnectionClosed,
+    PolicyBlocked,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    Unavailable,
+)
+from arqon.governance import DigestMismatch, proposal_digest, verify_approval
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLOSE_CODES",
+    "ArqonError",
+    "AuthError",
+    "Client",
+    "ConnectionClosed",
+    "DigestMismatch",
+    "Member",
+    "Message",
+    "PolicyBlocked",
+    "PresenceEvent",
+    "ProtocolError",
+    "RateLimited",
+    "ServerError",
+    "Unavailable",
+    "Welcome",
+    "connect",
+    "proposal_digest",
+    "verify_approval",
+]
