@@ -9,6 +9,35 @@
 //! - [`names`]: the grammar of tenant ids, room names and user ids.
 //!
 //! The contract and its evolution rules are in `specs/protocol.md`.
+//!
+//! How the Shield uses it, per inbound frame:
+//!
+//! ```
+//! use arqon_proto::names::{TenantId, UserId};
+//! use arqon_proto::v1::{Envelope, Header, Publish};
+//! use arqon_proto::{ClientCommand, Frame, FrameLimits, Stamp, decode_client_frame, encode_envelope, outbound};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // What a client sends (the SDK builds this).
+//! let sent = outbound::envelope(
+//!     Header { protocol_version: 1, tenant_id: "forged".into(), ..Header::default() },
+//!     Publish { room: "general".into(), payload: "hi".into(), content_type: "text/plain".into() },
+//! );
+//! let frame = Frame::Binary(encode_envelope(&sent));
+//!
+//! // The Shield: decode at the trust boundary, then stamp with what it knows.
+//! let inbound = decode_client_frame(frame, &FrameLimits::default())?;
+//! let (tenant, user) = (TenantId::parse("acme")?, UserId::parse("alice")?);
+//! let stamp = Stamp { tenant: &tenant, user: &user, session_id: "s-1", timestamp_us: 1_000 };
+//! if let ClientCommand::Publish { room, payload, content_type } = inbound.command {
+//!     let header = stamp.header(&inbound.header, || "generated-id".to_owned());
+//!     let routed: Envelope = outbound::message(header, &room, payload, content_type);
+//!     assert_eq!(routed.header.as_ref().map(|h| h.tenant_id.as_str()), Some("acme"));
+//!     let _bytes_for_the_spine = encode_envelope(&routed);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod close;
 pub mod decode;
