@@ -1,8 +1,10 @@
 //! Test harness: real nats-server processes and clusters, a delaying TCP proxy, a JWT issuer with JWKS, and a WebSocket test client.
 
+mod jwt;
 mod nats;
 mod proxy;
 
+pub use jwt::{DEFAULT_SEED, JwtIssuer, unix_now};
 pub use nats::{DEFAULT_NATS_SERVER, NatsCluster, NatsOptions, NatsServer};
 pub use proxy::DelayProxy;
 
@@ -20,6 +22,15 @@ pub enum TestkitError {
         /// The process's last log lines.
         log: String,
     },
+    /// Keys could not be generated, written or used for signing.
+    #[error("test issuer: {0}")]
+    Keys(#[from] arqon_auth::DevKeyError),
+    /// A key set could not be read back.
+    #[error("test issuer: {0}")]
+    Jwks(#[from] arqon_auth::JwksError),
+    /// Claims for a token were refused (a bad tenant or user name).
+    #[error("test token: {0}")]
+    Token(String),
     /// A monitoring endpoint answered badly.
     #[error("monitoring GET {path}: {detail}")]
     Http {

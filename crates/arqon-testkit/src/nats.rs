@@ -348,13 +348,14 @@ impl NatsCluster {
         self.wait_meshed().await
     }
 
-    /// Waits until every running node routes to every other running node and `JetStream` is healthy.
+    /// Waits until every running node routes to exactly the other running nodes and `JetStream`
+    /// is healthy.
     pub async fn wait_meshed(&self) -> Result<(), TestkitError> {
         let running = self.nodes.iter().filter(|n| n.is_running()).count();
         let peers = u64::try_from(running.saturating_sub(1)).unwrap_or(u64::MAX);
         for node in self.nodes.iter().filter(|n| n.is_running()) {
             node.wait_monitor("/routez", |v| {
-                v.get("num_routes").and_then(serde_json::Value::as_u64) >= Some(peers)
+                v.get("num_routes").and_then(serde_json::Value::as_u64) == Some(peers)
             })
             .await?;
         }
