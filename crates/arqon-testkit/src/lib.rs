@@ -3,10 +3,12 @@
 mod jwt;
 mod nats;
 mod proxy;
+mod ws;
 
 pub use jwt::{DEFAULT_SEED, JwtIssuer, unix_now};
 pub use nats::{DEFAULT_NATS_SERVER, NatsCluster, NatsOptions, NatsServer};
 pub use proxy::DelayProxy;
+pub use ws::{DEFAULT_RECV_TIMEOUT, Incoming, TokenCarrier, WsClient, WsError};
 
 /// Why a test fixture could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -9,3 +9,4 @@
 
 mod testkit_nats;
 mod testkit_proxy;
+mod testkit_ws;
