@@ -1,0 +1,11 @@
+# Stage 4, build and artifact consistency: the release binary built twice has one hash.
+package main
+
+required_full := {"repro"}
+
+deny contains msg if {
+	r := input.checks.repro
+	r.ran
+	count({h | some h in r.hashes}) > 1
+	msg := sprintf("build: the release binary is not reproducible: %s", [concat(" != ", r.hashes)])
+}

@@ -1,0 +1,23 @@
+# Tests for unit.rego.
+package main
+
+clean := {"stage": "unit", "full": true, "checks": {"seeds": {"ran": true, "findings": []}, "nextest": {"ran": true, "ok": true, "exit_code": 0}, "coverage": {"ran": true, "ok": true, "line_percent": 91.5}}}
+
+test_clean_unit_passes if {
+	count(deny) == 0 with input as clean
+}
+
+test_unseeded_randomness_denies if {
+	inp := object.union(clean, {"checks": {"seeds": {"findings": [{"path": "crates/a/tests/it/x.rs", "line": 4, "text": "rand::thread_rng()"}]}}})
+	deny == {"unit: unseeded randomness in test code at crates/a/tests/it/x.rs:4: rand::thread_rng() (use a fixed seed)"} with input as inp
+}
+
+test_low_coverage_denies if {
+	inp := object.union(clean, {"checks": {"coverage": {"line_percent": 80}}})
+	deny == {"unit: line coverage of the core crates is 80%, the floor is 85%"} with input as inp
+}
+
+test_missing_coverage_tool_denies_in_full if {
+	inp := object.union(clean, {"checks": {"coverage": {"ran": false, "skipped": {"reason": "cargo-llvm-cov not installed"}}}})
+	deny == {"unit: required check `coverage` did not run in --full: cargo-llvm-cov not installed"} with input as inp
+}
