@@ -123,6 +123,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         shared.metrics.sessions_closed.inc(reason.as_str());
         tracing::info!(session = %driver.session_id, reason = reason.as_str(), "session closed");
     }
+    dec(&shared.metrics.connections_open);
     let _ = close_tx.send(driver.close_code);
     drop(driver);
     drop(stream);
@@ -132,7 +133,6 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
     {
         writer.abort();
     }
-    dec(&shared.metrics.connections_open);
     drop(identity_guard);
     drop(slot);
 }
@@ -153,30 +153,34 @@ async fn write_loop(
     mut outbound: mpsc::Receiver<Bytes>,
     mut close: oneshot::Receiver<Option<u16>>,
 ) {
-    loop {
+    let code = loop {
         tokio::select! {
             biased;
+            code = &mut close => {
+                // Flush what is already queued, then close.
+                while let Ok(frame) = outbound.try_recv() {
+                    if sink.send(Message::Binary(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                break code.ok().flatten();
+            }
             frame = outbound.recv() => match frame {
                 Some(frame) => {
                     if sink.send(Message::Binary(frame)).await.is_err() {
                         return;
                     }
                 }
-                None => break,
+                None => break (&mut close).await.ok().flatten(),
             },
-            code = &mut close => {
-                while let Ok(frame) = outbound.try_recv() {
-                    if sink.send(Message::Binary(frame)).await.is_err() {
-                        return;
-                    }
-                }
-                if let Ok(Some(code)) = code {
-                    let frame = CloseFrame { code, reason: "".into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                }
-                break;
-            }
         }
+    };
+    if let Some(code) = code {
+        let frame = CloseFrame {
+            code,
+            reason: "".into(),
+        };
+        let _ = sink.send(Message::Close(Some(frame))).await;
     }
     let _ = sink.close().await;
 }
@@ -410,7 +414,9 @@ impl Driver {
         request: Option<u64>,
         retry_after_ms: Option<u64>,
     ) {
-        self.shared.metrics.errors_sent.inc(code.as_str_name());
+        let label = code.as_str_name();
+        let label = label.strip_prefix("ERROR_CODE_").unwrap_or(label);
+        self.shared.metrics.errors_sent.inc(label);
         let header = self.server_header(request);
         let retry = retry_after_ms.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
         let message = code.as_str_name().to_owned();

@@ -1,0 +1,11 @@
+//! Integration tests of the Shield over real sockets, on the embedded spine and on real nats-server.
+
+// Shared fixtures below are test code outside `#[test]` functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod shield_auth;
+mod shield_cluster;
+mod shield_lifecycle;
+mod shield_limits;
+mod shield_rooms;
+mod support;
