@@ -188,3 +188,25 @@ pub fn row_for<M: Machine>(
         .iter()
         .find(|row| row.from == from && row.event == on && row.to == to)
 }
+
+/// Drives `machine` from its initial state, taking each event from its alphabet by the next
+/// byte of `picks` (modulo the alphabet's length), with every invariant checked after every
+/// accepted step. Fuzz targets and property tests share this one harness.
+///
+/// Returns the number of accepted steps, or the first violation with the step it happened at.
+pub fn drive<M: Explore>(machine: &M, picks: &[u8]) -> Result<usize, (usize, InvariantViolation)> {
+    let mut state = machine.initial();
+    machine.check_invariants(&state).map_err(|v| (0, v))?;
+    let mut accepted = 0;
+    for (at, pick) in picks.iter().enumerate() {
+        let alphabet = machine.alphabet(&state);
+        let Some(event) = alphabet.get(usize::from(*pick) % alphabet.len().max(1)) else {
+            break;
+        };
+        if let Some(step) = checked_step(machine, &state, event).map_err(|v| (at, v))? {
+            state = step.state;
+            accepted += 1;
+        }
+    }
+    Ok(accepted)
+}

@@ -46,7 +46,9 @@ pub struct NodeRef {
 pub struct SessionId(pub String);
 
 /// What a node knows about one session in one room.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Entry {
     /// The session's user (the token's `sub`).
     pub user: UserId,
@@ -72,7 +74,9 @@ pub struct Member {
 }
 
 /// One change a node made to its own entries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum DeltaOp {
     /// A session joined a room.
     Join {
@@ -94,7 +98,9 @@ pub enum DeltaOp {
 
 /// A message between the presence replicas of one tenant, carried over the Spine on the
 /// tenant's presence subject. The shell encodes it; the machine decides everything about it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Replication {
     /// "I am alive, and my latest change is `seq`."
     Heartbeat {
@@ -362,6 +368,11 @@ impl PresenceState {
     /// The newest time seen, µs.
     pub fn now_us(&self) -> u64 {
         self.now_us
+    }
+
+    /// The time of the latest tick (the latest expiry sweep), µs.
+    pub fn swept_us(&self) -> u64 {
+        self.swept_us
     }
 
     /// This node's own entries.

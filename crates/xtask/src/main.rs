@@ -1,2 +1,41 @@
 //! Repository automation entry point (`cargo xtask`).
-fn main() {}
+
+mod ci;
+#[path = "gen.rs"]
+mod generate;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "ArqonBus repository automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ACES stages (specs/aces.md) and judge their facts with the Rego policies in policy/.
+    Ci(ci::CiArgs),
+    /// Render state_machines/<machine>.{md,json} from the arqon-core definitions (`--check`: fail on drift).
+    Gen(generate::GenArgs),
+    /// Run every stateright model and write target/verify/report.{md,json}.
+    Verify(verify::VerifyArgs),
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let passed = match &cli.command {
+        Command::Ci(args) => ci::run(args)?,
+        Command::Gen(args) => generate::run(args)?,
+        Command::Verify(args) => verify::run(args)?,
+    };
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,124 @@
+//! Every model `cargo xtask verify` runs, with its default (CI) and deep bounds, and the Explorer.
+
+use std::time::Duration;
+
+use arqon_core::presence::Presence;
+use arqon_core::rollout::Rollout;
+use arqon_core::session::SessionMachine;
+use stateright::Model;
+
+use crate::cluster::{self, ClusterConfig};
+use crate::machine_model::{self, Checkable, MachineModel};
+use crate::run::{self, Bound, Outcome};
+
+/// The models, by name.
+pub const MODELS: &[&str] = &["session", "presence", "rollout", "cluster"];
+
+/// Why a model could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// No model has that name.
+    #[error("no model named {0:?}; the models are {MODELS:?}")]
+    UnknownModel(String),
+}
+
+/// How hard to look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// The CI bound: the whole suite in well under two minutes on two cores.
+    Default,
+    /// A deeper bound, for a release or a change to a machine.
+    Deep,
+}
+
+fn machine_bound(name: &str, depth: Depth) -> Bound {
+    let (default, deep) = match name {
+        "session" => (7, 10),
+        "presence" => (6, 8),
+        _ => (9, 14),
+    };
+    match depth {
+        Depth::Default => Bound {
+            depth: default,
+            timeout: Duration::from_secs(20),
+        },
+        Depth::Deep => Bound {
+            depth: deep,
+            timeout: Duration::from_secs(600),
+        },
+    }
+}
+
+fn cluster_setup(depth: Depth) -> (ClusterConfig, Bound) {
+    match depth {
+        Depth::Default => (
+            ClusterConfig::small(),
+            Bound {
+                depth: 14,
+                timeout: Duration::from_secs(45),
+            },
+        ),
+        Depth::Deep => (
+            ClusterConfig::deep(),
+            Bound {
+                depth: 22,
+                timeout: Duration::from_secs(1_800),
+            },
+        ),
+    }
+}
+
+fn machine<M>(name: &str, machine: M, depth: Depth) -> Vec<Outcome>
+where
+    M: Checkable,
+{
+    run::check(
+        name,
+        MachineModel::new(machine),
+        machine_bound(name, depth),
+        machine_model::describe::<M>,
+    )
+}
+
+/// Checks the named model.
+pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
+    Ok(match name {
+        "session" => machine(name, SessionMachine::default(), depth),
+        "presence" => machine(name, Presence::default(), depth),
+        "rollout" => machine(name, Rollout, depth),
+        "cluster" => {
+            let (config, bound) = cluster_setup(depth);
+            run::check(
+                name,
+                cluster::cluster(config, cluster::real_presence()),
+                bound,
+                cluster::describe,
+            )
+        }
+        other => return Err(SuiteError::UnknownModel(other.to_owned())),
+    })
+}
+
+/// Serves stateright's Explorer for the named model on `address` (blocks while it serves).
+pub fn explore(name: &str, address: &str) -> Result<(), SuiteError> {
+    match name {
+        "session" => serve(MachineModel::new(SessionMachine::default()), address),
+        "presence" => serve(MachineModel::new(Presence::default()), address),
+        "rollout" => serve(MachineModel::new(Rollout), address),
+        "cluster" => serve(
+            cluster::cluster(ClusterConfig::small(), cluster::real_presence()),
+            address,
+        ),
+        other => return Err(SuiteError::UnknownModel(other.to_owned())),
+    }
+    Ok(())
+}
+
+fn serve<M>(model: M, address: &str)
+where
+    M: Model + Send + Sync + 'static,
+    M::State: std::fmt::Debug + std::hash::Hash + Send + Sync + Clone + PartialEq,
+    M::Action: std::fmt::Debug + Send + Sync + Clone + PartialEq,
+{
+    let _checker = model.checker().serve(address);
+}

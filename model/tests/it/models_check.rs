@@ -1,0 +1,50 @@
+//! Every model, at the CI bound: every `always` property holds and every `sometimes` is reached.
+
+use arqon_model::run::Outcome;
+use arqon_model::suite::{self, Depth};
+
+fn check(name: &str) {
+    let outcomes: Vec<Outcome> = suite::check(name, Depth::Default).unwrap();
+    for o in &outcomes {
+        println!(
+            "{} / {}: {:?} states={} depth={} {}ms",
+            o.model, o.property, o.verdict, o.unique_states, o.depth, o.elapsed_ms
+        );
+    }
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.verdict.passed())
+        .map(|o| {
+            format!(
+                "{} {:?}\n{}",
+                o.property,
+                o.verdict,
+                o.trace.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+// AC-ROLLOUT-7
+#[test]
+fn rollout_model_holds() {
+    check("rollout");
+}
+
+// AC-PRESENCE-8
+#[test]
+fn presence_model_holds() {
+    check("presence");
+}
+
+#[test]
+fn session_model_holds() {
+    check("session");
+}
+
+// AC-PRESENCE-9
+#[test]
+fn cluster_model_holds() {
+    check("cluster");
+}

@@ -1,0 +1,1 @@
+//! The checker has teeth: test-only broken variants are caught, with a readable counterexample.
