@@ -1,3 +1,4 @@
 //! The Brain: drives presence replication and the governance control plane over the Spine.
 
 pub mod audit_log;
+pub mod governance;

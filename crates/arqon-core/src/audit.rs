@@ -310,22 +310,22 @@ mod tests {
         (1..=n).map(|i| c.append(entry(i))).collect()
     }
 
-    fn check(records: &[AuditRecord], expected: Result<(), (u64, AuditFault)>) {
+    fn check(records: &[AuditRecord], expected: &Result<(), (u64, AuditFault)>) {
         let got = verify(records).map_err(|e| (e.first_bad_seq, e.reason));
-        assert_eq!(got, expected);
+        assert_eq!(&got, expected);
     }
 
     // AC-GOV-12
     #[test]
     fn untouched_chain_verifies_and_links() {
         let records = chain(5);
-        check(&records, Ok(()));
+        check(&records, &Ok(()));
         assert_eq!(records[0].prev_hash, GENESIS_HASH);
         for pair in records.windows(2) {
             assert_eq!(pair[1].prev_hash, pair[0].hash);
             assert_eq!(pair[1].seq, pair[0].seq + 1);
         }
-        check(&[], Ok(()));
+        check(&[], &Ok(()));
     }
 
     // AC-GOV-12
@@ -333,18 +333,18 @@ mod tests {
     fn edited_record_is_named() {
         let mut records = chain(5);
         records[2].record.outcome = "approved".into();
-        check(&records, Err((3, AuditFault::HashMismatch)));
+        check(&records, &Err((3, AuditFault::HashMismatch)));
 
         let mut records = chain(5);
         records[3].record.detail.insert("extra".into(), "x".into());
-        check(&records, Err((4, AuditFault::HashMismatch)));
+        check(&records, &Err((4, AuditFault::HashMismatch)));
 
         // An edit whose hash was recomputed breaks the next link.
         let mut records = chain(5);
         records[1].record.actor = "mallory".into();
         records[1].hash =
             record_hash(records[1].seq, &records[1].prev_hash, &records[1].record).unwrap();
-        check(&records, Err((3, AuditFault::PrevHashMismatch)));
+        check(&records, &Err((3, AuditFault::PrevHashMismatch)));
     }
 
     // AC-GOV-12
@@ -352,11 +352,11 @@ mod tests {
     fn removed_record_is_named() {
         let mut records = chain(5);
         records.remove(2);
-        check(&records, Err((3, AuditFault::Missing { found: 4 })));
+        check(&records, &Err((3, AuditFault::Missing { found: 4 })));
 
         let mut records = chain(5);
         records.remove(0);
-        check(&records, Err((1, AuditFault::Missing { found: 2 })));
+        check(&records, &Err((1, AuditFault::Missing { found: 2 })));
     }
 
     // AC-GOV-12
@@ -364,16 +364,16 @@ mod tests {
     fn reordered_records_are_named() {
         let mut records = chain(5);
         records.swap(1, 3);
-        check(&records, Err((2, AuditFault::OutOfOrder { found: 4 })));
+        check(&records, &Err((2, AuditFault::OutOfOrder { found: 4 })));
 
         let mut records = chain(5);
         records.swap(3, 4);
-        check(&records, Err((4, AuditFault::OutOfOrder { found: 5 })));
+        check(&records, &Err((4, AuditFault::OutOfOrder { found: 5 })));
 
         let mut records = chain(5);
         let dup = records[1].clone();
         records.insert(2, dup);
-        check(&records, Err((3, AuditFault::OutOfOrder { found: 2 })));
+        check(&records, &Err((3, AuditFault::OutOfOrder { found: 2 })));
     }
 
     #[test]
@@ -384,7 +384,7 @@ mod tests {
         for r in &mut records[2..] {
             r.seq -= 1;
         }
-        check(&records, Err((3, AuditFault::HashMismatch)));
+        check(&records, &Err((3, AuditFault::HashMismatch)));
     }
 
     #[test]
@@ -420,7 +420,7 @@ mod tests {
         let mut c = AuditChain::resume(&records[2]);
         let mut all = records.clone();
         all.push(c.append(entry(4)));
-        check(&all, Ok(()));
+        check(&all, &Ok(()));
         let tail = verify_from(&AuditChain::resume(&records[2]), &all[3..]).unwrap();
         assert_eq!(tail.next_seq(), 5);
     }
@@ -432,7 +432,7 @@ mod tests {
         assert!(record_hash(1, "00", &e).is_none());
         let mut records = chain(1);
         records[0].prev_hash = "zz".into();
-        check(&records, Err((1, AuditFault::HashMismatch)));
+        check(&records, &Err((1, AuditFault::HashMismatch)));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use arqon_proto::GovernanceCommand;
 use arqon_proto::names::{TenantId, UserId};
 use arqon_proto::v1;
 use arqon_proto::v1::enforce::Action;
@@ -29,6 +30,8 @@ pub const CONTROL_PLANE_ACTOR: &str = "control-plane";
 
 /// Counter of refused governance messages, labelled `kind` and `role`.
 pub const METRIC_FORBIDDEN: &str = "arqonbus.brain.gov_forbidden";
+/// Counter of dropped bus messages that were not governance messages of the tenant.
+pub const METRIC_INVALID: &str = "arqonbus.brain.gov_invalid";
 /// Counter of governance decisions, labelled `kind` and `outcome`.
 pub const METRIC_DECISIONS: &str = "arqonbus.brain.gov_decisions";
 
@@ -135,6 +138,19 @@ impl MessageKind {
             Self::Rejection => "rejection",
             Self::Enforce => "enforce",
             Self::CatalogUpdate => "catalog_update",
+        }
+    }
+
+    /// The kind of a governance body.
+    pub fn of(message: &GovernanceCommand) -> Self {
+        match message {
+            GovernanceCommand::Telemetry(_) => Self::Telemetry,
+            GovernanceCommand::Proposal(_) => Self::Proposal,
+            GovernanceCommand::Alert(_) => Self::Alert,
+            GovernanceCommand::Approval(_) => Self::Approval,
+            GovernanceCommand::Rejection(_) => Self::Rejection,
+            GovernanceCommand::Enforce(_) => Self::Enforce,
+            GovernanceCommand::CatalogUpdate(_) => Self::CatalogUpdate,
         }
     }
 
@@ -263,98 +279,63 @@ pub fn rollout_to_wire(config: &RolloutConfig) -> v1::RolloutConfig {
     }
 }
 
-/// Any governance body, in either direction.
-#[derive(Clone, Debug, PartialEq)]
-pub enum GovMessage {
-    /// Upstream telemetry.
-    Telemetry(v1::Telemetry),
-    /// Upstream proposal.
-    Proposal(v1::Proposal),
-    /// Upstream alert.
-    Alert(v1::Alert),
-    /// Downstream approval (from an operator: `proposal_digest` may be empty, then the control
-    /// plane fills it in; when set it must match).
-    Approval(v1::Approval),
-    /// Downstream rejection.
-    Rejection(v1::Rejection),
-    /// Downstream enforcement.
-    Enforce(v1::Enforce),
-    /// Downstream catalog update.
-    CatalogUpdate(v1::CatalogUpdate),
-}
-
-impl GovMessage {
-    /// The message's kind.
-    pub fn kind(&self) -> MessageKind {
-        match self {
-            Self::Telemetry(_) => MessageKind::Telemetry,
-            Self::Proposal(_) => MessageKind::Proposal,
-            Self::Alert(_) => MessageKind::Alert,
-            Self::Approval(_) => MessageKind::Approval,
-            Self::Rejection(_) => MessageKind::Rejection,
-            Self::Enforce(_) => MessageKind::Enforce,
-            Self::CatalogUpdate(_) => MessageKind::CatalogUpdate,
+/// What a message is about (audit `subject`) and its governance fields (audit `detail`).
+fn describe(message: &GovernanceCommand) -> (String, BTreeMap<String, String>) {
+    let mut d = BTreeMap::new();
+    let subject = match message {
+        GovernanceCommand::Telemetry(t) => {
+            d.insert("metrics".into(), t.metrics.len().to_string());
+            t.node_id.clone()
         }
-    }
-
-    /// What the message is about (audit `subject`) and its governance fields (audit `detail`).
-    fn describe(&self) -> (String, BTreeMap<String, String>) {
-        let mut d = BTreeMap::new();
-        let subject = match self {
-            Self::Telemetry(t) => {
-                d.insert("metrics".into(), t.metrics.len().to_string());
-                t.node_id.clone()
+        GovernanceCommand::Proposal(p) => {
+            d.insert("digest".into(), proposal_digest(p));
+            d.insert("confidence".into(), p.confidence.to_string());
+            d.insert("reason".into(), p.reason.clone());
+            if let Some(v) = p.variant_id {
+                d.insert("variant_id".into(), v.to_string());
             }
-            Self::Proposal(p) => {
-                d.insert("digest".into(), proposal_digest(p));
-                d.insert("confidence".into(), p.confidence.to_string());
-                d.insert("reason".into(), p.reason.clone());
-                if let Some(v) = p.variant_id {
-                    d.insert("variant_id".into(), v.to_string());
+            insert_params(&mut d, p.params.iter());
+            p.id.clone()
+        }
+        GovernanceCommand::Alert(a) => {
+            d.insert("severity".into(), a.severity().as_str_name().to_owned());
+            d.insert("message".into(), a.message.clone());
+            String::new()
+        }
+        GovernanceCommand::Approval(a) => {
+            d.insert("digest".into(), a.proposal_digest.clone());
+            if let Some(r) = &a.rollout {
+                d.insert(
+                    "rollout".into(),
+                    format!(
+                        "{}/{}/{}",
+                        r.initial_percent, r.increment_per_minute, r.max_percent
+                    ),
+                );
+            }
+            a.proposal_id.clone()
+        }
+        GovernanceCommand::Rejection(r) => {
+            d.insert("reason".into(), r.reason.clone());
+            r.proposal_id.clone()
+        }
+        GovernanceCommand::Enforce(e) => {
+            d.insert("reason".into(), e.reason.clone());
+            match &e.action {
+                Some(Action::SetVariant(v)) => {
+                    d.insert("variant_id".into(), v.variant_id.to_string());
                 }
-                insert_params(&mut d, p.params.iter());
-                p.id.clone()
+                Some(Action::SetParams(p)) => insert_params(&mut d, p.params.iter()),
+                _ => {}
             }
-            Self::Alert(a) => {
-                d.insert("severity".into(), a.severity().as_str_name().to_owned());
-                d.insert("message".into(), a.message.clone());
-                String::new()
-            }
-            Self::Approval(a) => {
-                d.insert("digest".into(), a.proposal_digest.clone());
-                if let Some(r) = &a.rollout {
-                    d.insert(
-                        "rollout".into(),
-                        format!(
-                            "{}/{}/{}",
-                            r.initial_percent, r.increment_per_minute, r.max_percent
-                        ),
-                    );
-                }
-                a.proposal_id.clone()
-            }
-            Self::Rejection(r) => {
-                d.insert("reason".into(), r.reason.clone());
-                r.proposal_id.clone()
-            }
-            Self::Enforce(e) => {
-                d.insert("reason".into(), e.reason.clone());
-                match &e.action {
-                    Some(Action::SetVariant(v)) => {
-                        d.insert("variant_id".into(), v.variant_id.to_string());
-                    }
-                    Some(Action::SetParams(p)) => insert_params(&mut d, p.params.iter()),
-                    _ => {}
-                }
-                action_name(e.action.as_ref()).to_owned()
-            }
-            Self::CatalogUpdate(c) => {
-                d.insert("source_uri".into(), c.source_uri.clone());
-                c.version.to_string()
-            }
-        };
-        (subject, d)
-    }
+            action_name(e.action.as_ref()).to_owned()
+        }
+        GovernanceCommand::CatalogUpdate(c) => {
+            d.insert("source_uri".into(), c.source_uri.clone());
+            c.version.to_string()
+        }
+    };
+    (subject, d)
 }
 
 fn insert_params<'a>(
@@ -397,7 +378,15 @@ pub enum GovEvent {
         /// The sender, as stamped by the Shield.
         from: Principal,
         /// The body.
-        message: GovMessage,
+        message: GovernanceCommand,
+    },
+    /// A bus message that is not a well-formed governance message of this tenant (undecodable,
+    /// another tenant's header, no sender): dropped, counted and audited.
+    Invalid {
+        /// Now, µs since the Unix epoch.
+        at_us: u64,
+        /// What is wrong, without payload bytes.
+        reason: String,
     },
     /// Time passed: ramps advance, finished rollouts leave the in-flight set.
     Tick {
@@ -412,7 +401,7 @@ pub enum GovEffect {
     /// Append to the tenant's audit chain. Must succeed before any later `Publish` is executed.
     Audit(AuditEntry),
     /// Publish a downstream message on the tenant's `gov.down` subject (every data plane gets it).
-    Publish(GovMessage),
+    Publish(GovernanceCommand),
     /// Answer the sender with an error.
     Reply {
         /// The sender.
@@ -489,12 +478,12 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn audit(&mut self, actor: &str, role: GovRole, message: &GovMessage, outcome: &str) {
-        let (subject, detail) = message.describe();
+    fn audit(&mut self, actor: &str, role: GovRole, message: &GovernanceCommand, outcome: &str) {
+        let (subject, detail) = describe(message);
         self.audit_raw(
             actor,
             role,
-            message.kind().as_str(),
+            MessageKind::of(message).as_str(),
             subject,
             outcome,
             detail,
@@ -523,14 +512,14 @@ impl Out<'_> {
     }
 
     /// Audits then publishes a downstream message sent by the control plane.
-    fn publish(&mut self, message: GovMessage) {
+    fn publish(&mut self, message: GovernanceCommand) {
         self.audit(
             CONTROL_PLANE_ACTOR,
             GovRole::ControlPlane,
             &message,
             "published",
         );
-        self.count(message.kind(), "published");
+        self.count(MessageKind::of(&message), "published");
         self.effects.push(GovEffect::Publish(message));
     }
 
@@ -543,7 +532,7 @@ impl Out<'_> {
     }
 
     /// Audits `message` from `from` with `outcome`.
-    fn received(&mut self, from: &Principal, message: &GovMessage, outcome: &str) {
+    fn received(&mut self, from: &Principal, message: &GovernanceCommand, outcome: &str) {
         self.audit(from.user.as_str(), from.role, message, outcome);
     }
 
@@ -551,7 +540,7 @@ impl Out<'_> {
     fn refuse(
         &mut self,
         from: &Principal,
-        message: &GovMessage,
+        message: &GovernanceCommand,
         outcome: &str,
         code: v1::ErrorCode,
         text: impl Into<String>,
@@ -568,7 +557,7 @@ impl Out<'_> {
     }
 
     fn reject(&mut self, proposal_id: &str, reason: &str) {
-        self.publish(GovMessage::Rejection(v1::Rejection {
+        self.publish(GovernanceCommand::Rejection(v1::Rejection {
             proposal_id: proposal_id.to_owned(),
             reason: reason.to_owned(),
         }));
@@ -616,7 +605,9 @@ impl ControlPlane {
     /// Handles one event and returns the effects to execute, in order.
     pub fn handle(&mut self, event: GovEvent) -> Vec<GovEffect> {
         let at_us = match &event {
-            GovEvent::Message { at_us, .. } | GovEvent::Tick { at_us } => *at_us,
+            GovEvent::Message { at_us, .. }
+            | GovEvent::Invalid { at_us, .. }
+            | GovEvent::Tick { at_us } => *at_us,
         };
         let tenant = self.tenant.clone();
         let mut out = Out {
@@ -626,6 +617,20 @@ impl ControlPlane {
         };
         match event {
             GovEvent::Tick { at_us } => self.tick(&mut out, at_us),
+            GovEvent::Invalid { reason, .. } => {
+                out.audit_raw(
+                    "",
+                    GovRole::Unprivileged,
+                    "invalid",
+                    String::new(),
+                    "dropped",
+                    BTreeMap::from([("reason".to_owned(), reason)]),
+                );
+                out.effects.push(GovEffect::Count {
+                    metric: METRIC_INVALID,
+                    labels: [("kind", "invalid"), ("role", "unprivileged")],
+                });
+            }
             GovEvent::Message {
                 at_us,
                 from,
@@ -637,8 +642,14 @@ impl ControlPlane {
         out.effects
     }
 
-    fn message(&mut self, out: &mut Out<'_>, at_us: u64, from: &Principal, message: GovMessage) {
-        let kind = message.kind();
+    fn message(
+        &mut self,
+        out: &mut Out<'_>,
+        at_us: u64,
+        from: &Principal,
+        message: GovernanceCommand,
+    ) {
+        let kind = MessageKind::of(&message);
         if let Err(forbidden) = authorize(from.role, kind) {
             out.received(from, &message, "forbidden");
             out.effects.push(GovEffect::Count {
@@ -649,14 +660,14 @@ impl ControlPlane {
             return;
         }
         match message {
-            GovMessage::Telemetry(_) | GovMessage::Alert(_) => {
+            GovernanceCommand::Telemetry(_) | GovernanceCommand::Alert(_) => {
                 out.received(from, &message, "received");
             }
-            GovMessage::Proposal(proposal) => self.proposal(out, at_us, from, proposal),
-            GovMessage::Approval(approval) => self.approve(out, at_us, from, &approval),
-            GovMessage::Rejection(rejection) => self.operator_reject(out, from, &rejection),
-            GovMessage::Enforce(enforce) => self.enforce(out, at_us, from, &enforce),
-            GovMessage::CatalogUpdate(update) => self.catalog(out, from, &update),
+            GovernanceCommand::Proposal(proposal) => self.proposal(out, at_us, from, proposal),
+            GovernanceCommand::Approval(approval) => self.approve(out, at_us, from, &approval),
+            GovernanceCommand::Rejection(rejection) => self.operator_reject(out, from, &rejection),
+            GovernanceCommand::Enforce(enforce) => self.enforce(out, at_us, from, &enforce),
+            GovernanceCommand::CatalogUpdate(update) => self.catalog(out, from, &update),
         }
     }
 
@@ -669,7 +680,7 @@ impl ControlPlane {
         &self,
         out: &mut Out<'_>,
         from: &Principal,
-        message: &GovMessage,
+        message: &GovernanceCommand,
         id: &str,
     ) -> Option<usize> {
         let index = self.pending.iter().position(|p| p.proposal.id == id);
@@ -696,7 +707,7 @@ impl ControlPlane {
         from: &Principal,
         proposal: v1::Proposal,
     ) {
-        let message = GovMessage::Proposal(proposal.clone());
+        let message = GovernanceCommand::Proposal(proposal.clone());
         if self.is_known(&proposal.id) {
             out.refuse(
                 from,
@@ -779,7 +790,7 @@ impl ControlPlane {
                 self.in_flight.insert(id.clone(), state);
             }
         }
-        out.publish(GovMessage::Approval(v1::Approval {
+        out.publish(GovernanceCommand::Approval(v1::Approval {
             proposal_id: id,
             proposal_digest: pending.digest.clone(),
             rollout: config.as_ref().map(rollout_to_wire),
@@ -793,7 +804,7 @@ impl ControlPlane {
         from: &Principal,
         approval: &v1::Approval,
     ) {
-        let message = GovMessage::Approval(approval.clone());
+        let message = GovernanceCommand::Approval(approval.clone());
         let Some(index) = self.find_pending(out, from, &message, &approval.proposal_id) else {
             return;
         };
@@ -836,7 +847,7 @@ impl ControlPlane {
     }
 
     fn operator_reject(&mut self, out: &mut Out<'_>, from: &Principal, rejection: &v1::Rejection) {
-        let message = GovMessage::Rejection(rejection.clone());
+        let message = GovernanceCommand::Rejection(rejection.clone());
         let Some(index) = self.find_pending(out, from, &message, &rejection.proposal_id) else {
             return;
         };
@@ -847,7 +858,7 @@ impl ControlPlane {
     }
 
     fn enforce(&mut self, out: &mut Out<'_>, at_us: u64, from: &Principal, enforce: &v1::Enforce) {
-        let message = GovMessage::Enforce(enforce.clone());
+        let message = GovernanceCommand::Enforce(enforce.clone());
         let Some(action) = &enforce.action else {
             out.refuse(
                 from,
@@ -912,7 +923,7 @@ impl ControlPlane {
     }
 
     fn catalog(&mut self, out: &mut Out<'_>, from: &Principal, update: &v1::CatalogUpdate) {
-        let message = GovMessage::CatalogUpdate(update.clone());
+        let message = GovernanceCommand::CatalogUpdate(update.clone());
         if update.version <= self.catalog_version {
             out.refuse(
                 from,
@@ -960,7 +971,7 @@ impl ControlPlane {
             out.audit(
                 CONTROL_PLANE_ACTOR,
                 GovRole::ControlPlane,
-                &GovMessage::Proposal(pending.proposal.clone()),
+                &GovernanceCommand::Proposal(pending.proposal.clone()),
                 "approved",
             );
             out.count(MessageKind::Proposal, "approved");
@@ -1012,7 +1023,7 @@ mod tests {
         cp: &mut ControlPlane,
         at_us: u64,
         from: &Principal,
-        message: GovMessage,
+        message: GovernanceCommand,
     ) -> Vec<GovEffect> {
         cp.handle(GovEvent::Message {
             at_us,
@@ -1026,7 +1037,7 @@ mod tests {
             cp,
             T0,
             &agent(),
-            GovMessage::Proposal(proposal(id, confidence)),
+            GovernanceCommand::Proposal(proposal(id, confidence)),
         )
     }
 
@@ -1034,14 +1045,14 @@ mod tests {
         msg(cp, T0, &operator(), enforce(action))
     }
 
-    fn enforce(action: Action) -> GovMessage {
-        GovMessage::Enforce(v1::Enforce {
+    fn enforce(action: Action) -> GovernanceCommand {
+        GovernanceCommand::Enforce(v1::Enforce {
             action: Some(action),
             reason: "test".into(),
         })
     }
 
-    fn published(effects: &[GovEffect]) -> Vec<&GovMessage> {
+    fn published(effects: &[GovEffect]) -> Vec<&GovernanceCommand> {
         effects
             .iter()
             .filter_map(|e| match e {
@@ -1141,7 +1152,7 @@ mod tests {
             &mut cp,
             T0,
             &nobody,
-            GovMessage::Telemetry(v1::Telemetry::default()),
+            GovernanceCommand::Telemetry(v1::Telemetry::default()),
         );
         assert_eq!(reply_code(&effects), Some(v1::ErrorCode::Forbidden));
     }
@@ -1247,16 +1258,21 @@ mod tests {
         let effects = propose(&mut cp, "low", 0.5);
         assert_eq!(
             published(&effects),
-            [&GovMessage::Rejection(v1::Rejection {
+            [&GovernanceCommand::Rejection(v1::Rejection {
                 proposal_id: "low".into(),
                 reason: "low_confidence".into()
             })]
         );
         let p = proposal("high", 0.8);
-        let effects = msg(&mut cp, T0, &agent(), GovMessage::Proposal(p.clone()));
+        let effects = msg(
+            &mut cp,
+            T0,
+            &agent(),
+            GovernanceCommand::Proposal(p.clone()),
+        );
         assert_eq!(
             published(&effects),
-            [&GovMessage::Approval(v1::Approval {
+            [&GovernanceCommand::Approval(v1::Approval {
                 proposal_id: "high".into(),
                 proposal_digest: proposal_digest(&p),
                 rollout: Some(v1::RolloutConfig {
@@ -1269,10 +1285,10 @@ mod tests {
         assert_eq!(cp.in_flight().len(), 1);
         let mut nan = proposal("nan", 0.9);
         nan.confidence = f64::NAN;
-        let effects = msg(&mut cp, T0, &agent(), GovMessage::Proposal(nan));
+        let effects = msg(&mut cp, T0, &agent(), GovernanceCommand::Proposal(nan));
         assert!(matches!(
             published(&effects)[..],
-            [GovMessage::Rejection(_)]
+            [GovernanceCommand::Rejection(_)]
         ));
     }
 
@@ -1287,7 +1303,7 @@ mod tests {
             &mut cp,
             T0,
             &operator(),
-            GovMessage::Approval(v1::Approval {
+            GovernanceCommand::Approval(v1::Approval {
                 proposal_id: "p1".into(),
                 ..Default::default()
             }),
@@ -1298,7 +1314,7 @@ mod tests {
         act(&mut auto, Action::PauseAdaptation(v1::PauseAdaptation {}));
         let effects = propose(&mut auto, "p2", 0.99);
         assert!(
-            matches!(published(&effects)[..], [GovMessage::Rejection(r)] if r.reason == "paused")
+            matches!(published(&effects)[..], [GovernanceCommand::Rejection(r)] if r.reason == "paused")
         );
         assert!(auto.in_flight().is_empty());
     }
@@ -1330,7 +1346,7 @@ mod tests {
             ]
         );
         assert!(
-            matches!(published(&effects)[..], [GovMessage::Approval(a)] if a.proposal_id == "p2")
+            matches!(published(&effects)[..], [GovernanceCommand::Approval(a)] if a.proposal_id == "p2")
         );
         assert!(cp.in_flight().contains_key("p2"));
         assert!(cp.pending().is_empty());
@@ -1341,7 +1357,12 @@ mod tests {
     fn operator_approves_and_rejects() {
         let mut cp = ControlPlane::new(tenant(), Rules::default());
         let p1 = proposal("p1", 0.9);
-        let effects = msg(&mut cp, T0, &agent(), GovMessage::Proposal(p1.clone()));
+        let effects = msg(
+            &mut cp,
+            T0,
+            &agent(),
+            GovernanceCommand::Proposal(p1.clone()),
+        );
         assert_eq!(audits(&effects), [("proposal", "pending")]);
         propose(&mut cp, "p2", 0.9);
         assert_eq!(cp.pending().len(), 2);
@@ -1355,7 +1376,7 @@ mod tests {
             &mut cp,
             T0,
             &operator(),
-            GovMessage::Approval(v1::Approval {
+            GovernanceCommand::Approval(v1::Approval {
                 proposal_id: "p1".into(),
                 proposal_digest: String::new(),
                 rollout: Some(rollout),
@@ -1363,7 +1384,7 @@ mod tests {
         );
         assert_eq!(
             published(&effects),
-            [&GovMessage::Approval(v1::Approval {
+            [&GovernanceCommand::Approval(v1::Approval {
                 proposal_id: "p1".into(),
                 proposal_digest: proposal_digest(&p1),
                 rollout: Some(rollout),
@@ -1373,21 +1394,21 @@ mod tests {
             &mut cp,
             T0,
             &operator(),
-            GovMessage::Rejection(v1::Rejection {
+            GovernanceCommand::Rejection(v1::Rejection {
                 proposal_id: "p2".into(),
                 reason: "no".into(),
             }),
         );
         assert!(
-            matches!(published(&effects)[..], [GovMessage::Rejection(r)] if r.proposal_id == "p2")
+            matches!(published(&effects)[..], [GovernanceCommand::Rejection(r)] if r.proposal_id == "p2")
         );
         assert!(cp.pending().is_empty());
         for message in [
-            GovMessage::Approval(v1::Approval {
+            GovernanceCommand::Approval(v1::Approval {
                 proposal_id: "p9".into(),
                 ..Default::default()
             }),
-            GovMessage::Rejection(v1::Rejection {
+            GovernanceCommand::Rejection(v1::Rejection {
                 proposal_id: "p9".into(),
                 reason: String::new(),
             }),
@@ -1406,7 +1427,7 @@ mod tests {
             &mut cp,
             T0,
             &who("t1", GovRole::Tier1),
-            GovMessage::Approval(v1::Approval {
+            GovernanceCommand::Approval(v1::Approval {
                 proposal_id: "p1".into(),
                 proposal_digest: "00".repeat(32),
                 rollout: None,
@@ -1424,7 +1445,10 @@ mod tests {
         let effects = propose(&mut cp, "p1", 0.95);
         assert_eq!(reply_code(&effects), Some(v1::ErrorCode::ProtocolError));
         assert!(published(&effects).is_empty());
-        assert_eq!(cp.pending()[0].proposal.confidence, 0.9);
+        assert_eq!(
+            cp.pending()[0].proposal.confidence.to_bits(),
+            0.9f64.to_bits()
+        );
     }
 
     // AC-GOV-9
@@ -1441,11 +1465,11 @@ mod tests {
         assert_eq!(out[0], &stop);
         assert_eq!(
             out.iter()
-                .filter(|m| matches!(m, GovMessage::Enforce(_)))
+                .filter(|m| matches!(m, GovernanceCommand::Enforce(_)))
                 .count(),
             1
         );
-        assert!(matches!(out[1..], [GovMessage::Rejection(r)] if r.proposal_id == "p2"));
+        assert!(matches!(out[1..], [GovernanceCommand::Rejection(r)] if r.proposal_id == "p2"));
         assert!(cp.paused());
         assert!(cp.in_flight().is_empty() && cp.pending().is_empty());
         assert!(audits(&effects).contains(&("rollout", "cancelled")));
@@ -1458,9 +1482,12 @@ mod tests {
             &mut cp,
             T0 + 3,
             &agent(),
-            GovMessage::Proposal(proposal("p3", 0.9)),
+            GovernanceCommand::Proposal(proposal("p3", 0.9)),
         );
-        assert!(matches!(published(&effects)[..], [GovMessage::Approval(_)]));
+        assert!(matches!(
+            published(&effects)[..],
+            [GovernanceCommand::Approval(_)]
+        ));
     }
 
     #[test]
@@ -1478,12 +1505,28 @@ mod tests {
         assert!(cp.in_flight().is_empty());
     }
 
+    #[test]
+    fn invalid_input_is_dropped_counted_and_audited() {
+        let mut cp = ControlPlane::new(tenant(), Rules::default());
+        let effects = cp.handle(GovEvent::Invalid {
+            at_us: T0,
+            reason: "undecodable".into(),
+        });
+        assert_eq!(audits(&effects), [("invalid", "dropped")]);
+        assert!(published(&effects).is_empty());
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, GovEffect::Count { metric, .. } if *metric == METRIC_INVALID))
+        );
+    }
+
     // AC-GOV-10
     #[test]
     fn catalog_versions_only_grow() {
         let mut cp = ControlPlane::new(tenant(), Rules::default());
         let update = |version| {
-            GovMessage::CatalogUpdate(v1::CatalogUpdate {
+            GovernanceCommand::CatalogUpdate(v1::CatalogUpdate {
                 version,
                 source_uri: "s3://catalog".into(),
             })
@@ -1504,31 +1547,46 @@ mod tests {
     #[test]
     fn every_message_is_audited_and_every_publish_follows_an_audit() {
         let mut cp = ControlPlane::new(tenant(), auto_rules(1));
-        let script: Vec<(Principal, GovMessage)> = vec![
-            (agent(), GovMessage::Telemetry(v1::Telemetry::default())),
-            (agent(), GovMessage::Alert(v1::Alert::default())),
-            (agent(), GovMessage::Proposal(proposal("a", 0.9))),
-            (agent(), GovMessage::Proposal(proposal("b", 0.9))),
-            (agent(), GovMessage::Proposal(proposal("c", 0.1))),
+        let script: Vec<(Principal, GovernanceCommand)> = vec![
+            (
+                agent(),
+                GovernanceCommand::Telemetry(v1::Telemetry::default()),
+            ),
+            (agent(), GovernanceCommand::Alert(v1::Alert::default())),
+            (agent(), GovernanceCommand::Proposal(proposal("a", 0.9))),
+            (agent(), GovernanceCommand::Proposal(proposal("b", 0.9))),
+            (agent(), GovernanceCommand::Proposal(proposal("c", 0.1))),
             (
                 agent(),
                 enforce(Action::EmergencyStop(v1::EmergencyStop {})),
             ),
-            (operator(), GovMessage::Telemetry(v1::Telemetry::default())),
-            (operator(), GovMessage::Approval(v1::Approval::default())),
-            (operator(), GovMessage::Rejection(v1::Rejection::default())),
+            (
+                operator(),
+                GovernanceCommand::Telemetry(v1::Telemetry::default()),
+            ),
+            (
+                operator(),
+                GovernanceCommand::Approval(v1::Approval::default()),
+            ),
+            (
+                operator(),
+                GovernanceCommand::Rejection(v1::Rejection::default()),
+            ),
             (
                 operator(),
                 enforce(Action::EmergencyStop(v1::EmergencyStop {})),
             ),
-            (operator(), GovMessage::Enforce(v1::Enforce::default())),
+            (
+                operator(),
+                GovernanceCommand::Enforce(v1::Enforce::default()),
+            ),
             (
                 operator(),
                 enforce(Action::ResumeAdaptation(v1::ResumeAdaptation {})),
             ),
             (
                 operator(),
-                GovMessage::CatalogUpdate(v1::CatalogUpdate::default()),
+                GovernanceCommand::CatalogUpdate(v1::CatalogUpdate::default()),
             ),
         ];
         for (from, message) in script {
@@ -1539,7 +1597,7 @@ mod tests {
                     // Out::publish emits Audit(published), Count, Publish.
                     assert!(i >= 2, "publish without an audit before it");
                     assert!(matches!(&effects[i - 2], GovEffect::Audit(a)
-                        if a.kind == m.kind().as_str() && a.outcome == "published"));
+                        if a.kind == MessageKind::of(m).as_str() && a.outcome == "published"));
                 }
             }
             for effect in &effects {

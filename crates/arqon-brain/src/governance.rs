@@ -1,0 +1,279 @@
+//! The Brain's governance driver: feeds a tenant's `gov.up` messages to `arqon_core::governance` and
+//! executes the effects (audit append, `gov.down` publish, error replies, counters).
+//!
+//! Wire contract with the Shield (`specs/governance.md`, "Shield and Brain"):
+//! - `arqon.v1.<tenant>.gov.up` carries an encoded `v1::Envelope` whose header the Shield stamped
+//!   (tenant, sender user, sender session) and whose body is a governance body, with the Spine header
+//!   [`ROLE_HEADER`] holding the sender token's `role` claim.
+//! - `arqon.v1.<tenant>.gov.down` carries encoded envelopes from the control plane: governance bodies
+//!   for every data plane of the tenant, and `Error` replies that carry [`TO_SESSION_HEADER`] and are
+//!   meant only for that session.
+//!
+//! The driver decides nothing: translation errors become [`GovEvent::Invalid`], everything else goes
+//! to [`ControlPlane::handle`]. An audit append that fails stops the effects that follow it, so no
+//! message is published without its audit record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arqon_core::audit::AuditRecord;
+use arqon_core::governance::{ControlPlane, GovEffect, GovEvent, GovRole, Principal, Rules};
+use arqon_core::subject::Subject;
+use arqon_proto::GovernanceCommand;
+use arqon_proto::names::{TenantId, UserId};
+use arqon_proto::outbound::{encode_envelope, envelope, error, server_header};
+use arqon_proto::v1::{Envelope, envelope::Body};
+use arqon_spine::{Headers, Message, Spine, SpineError, Subscription};
+use prost::Message as _;
+
+use crate::audit_log::{AuditLog, AuditLogError};
+
+/// Spine header on `gov.up`: the sender token's `role` claim, set by the Shield.
+pub const ROLE_HEADER: &str = "arqon-role";
+/// Spine header on a `gov.down` error reply: the only session it is for.
+pub const TO_SESSION_HEADER: &str = "arqon-to-session";
+/// Largest `gov.up` message the driver decodes.
+pub const MAX_GOV_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The time source of a driver, in µs since the Unix epoch (a fixed clock in tests).
+pub type Now = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_now() -> Now {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    })
+}
+
+/// Why the driver stopped executing effects.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceDriverError {
+    /// The audit log could not store a record; the effects after it were not executed.
+    #[error("audit: {0}")]
+    Audit(#[from] AuditLogError),
+    /// The Spine refused a publish or a subscription.
+    #[error("spine: {0}")]
+    Spine(#[from] SpineError),
+}
+
+/// One tenant's control plane, its audit chain and its Spine subjects.
+pub struct TenantDriver {
+    control: ControlPlane,
+    audit: AuditLog,
+    spine: Arc<dyn Spine>,
+    up: Subject,
+    down: Subject,
+    sent: u64,
+    counters: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Debug for TenantDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantDriver")
+            .field("tenant", self.control.tenant())
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the effects of one event go back to: the session that sent it.
+#[derive(Clone, Debug, Default)]
+struct ReplyTo {
+    session: String,
+    correlation_id: String,
+}
+
+impl TenantDriver {
+    /// A driver for `tenant` with `rules`, storing audit records in `audit`.
+    pub fn new(tenant: TenantId, rules: Rules, audit: AuditLog, spine: Arc<dyn Spine>) -> Self {
+        Self {
+            up: Subject::gov_up(&tenant),
+            down: Subject::gov_down(&tenant),
+            control: ControlPlane::new(tenant, rules),
+            audit,
+            spine,
+            sent: 0,
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// The control plane's state (pending proposals, rollouts, paused, catalog version).
+    pub fn control(&self) -> &ControlPlane {
+        &self.control
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Counter values by `metric{label=value,…}`.
+    pub fn counters(&self) -> &BTreeMap<String, u64> {
+        &self.counters
+    }
+
+    /// Subscribes to the tenant's `gov.up`; the subscription is live when this returns.
+    pub async fn subscribe(&self) -> Result<Subscription, GovernanceDriverError> {
+        Ok(self.spine.subscribe(&self.up).await?)
+    }
+
+    /// Handles one `gov.up` message at `now_us`; returns the audit records stored for it.
+    pub async fn on_message(
+        &mut self,
+        message: &Message,
+        now_us: u64,
+    ) -> Result<Vec<AuditRecord>, GovernanceDriverError> {
+        let (event, reply_to) = self.translate(message, now_us);
+        self.apply(event, &reply_to).await
+    }
+
+    /// Advances time to `now_us` (ramps, completed rollouts, capacity freed).
+    pub async fn on_tick(
+        &mut self,
+        now_us: u64,
+    ) -> Result<Vec<AuditRecord>, GovernanceDriverError> {
+        self.apply(GovEvent::Tick { at_us: now_us }, &ReplyTo::default())
+            .await
+    }
+
+    /// Handles `gov.up` messages and ticks every `tick` until the subscription ends or an effect
+    /// fails.
+    pub async fn run(
+        mut self,
+        mut subscription: Subscription,
+        tick: Duration,
+        now: Now,
+    ) -> Result<Self, GovernanceDriverError> {
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = subscription.recv() => match message {
+                    Some(message) => {
+                        self.on_message(&message, now()).await?;
+                    }
+                    None => return Ok(self),
+                },
+                _ = ticks.tick() => {
+                    self.on_tick(now()).await?;
+                }
+            }
+        }
+    }
+
+    /// Turns a bus message into an event; anything malformed becomes [`GovEvent::Invalid`].
+    fn translate(&self, message: &Message, now_us: u64) -> (GovEvent, ReplyTo) {
+        let invalid = |reason: &str| {
+            (
+                GovEvent::Invalid {
+                    at_us: now_us,
+                    reason: reason.to_owned(),
+                },
+                ReplyTo::default(),
+            )
+        };
+        if message.payload.len() > MAX_GOV_MESSAGE_BYTES {
+            return invalid("too large");
+        }
+        let Ok(Envelope {
+            header: Some(header),
+            body: Some(body),
+        }) = Envelope::decode(message.payload.clone())
+        else {
+            return invalid("undecodable envelope");
+        };
+        if header.tenant_id != self.control.tenant().as_str() {
+            return invalid("tenant mismatch");
+        }
+        let Ok(user) = UserId::parse(&header.sender_user_id) else {
+            return invalid("no valid sender");
+        };
+        let Some(command) = governance_command(body) else {
+            return invalid("not a governance body");
+        };
+        let role = GovRole::from_claim(message.headers.get(ROLE_HEADER).unwrap_or(""));
+        (
+            GovEvent::Message {
+                at_us: now_us,
+                from: Principal { user, role },
+                message: command,
+            },
+            ReplyTo {
+                session: header.sender_session_id,
+                correlation_id: header.correlation_id,
+            },
+        )
+    }
+
+    /// Runs `event` through the control plane and executes its effects in order.
+    async fn apply(
+        &mut self,
+        event: GovEvent,
+        reply_to: &ReplyTo,
+    ) -> Result<Vec<AuditRecord>, GovernanceDriverError> {
+        let now_us = match &event {
+            GovEvent::Message { at_us, .. }
+            | GovEvent::Invalid { at_us, .. }
+            | GovEvent::Tick { at_us } => *at_us,
+        };
+        let mut stored = Vec::new();
+        for effect in self.control.handle(event) {
+            match effect {
+                GovEffect::Audit(entry) => stored.push(self.audit.append(entry).await?),
+                GovEffect::Publish(command) => {
+                    let id = self.next_id(now_us);
+                    let header = server_header(self.control.tenant(), id, "", now_us);
+                    let bytes = encode_envelope(&envelope(header, command.into_body()));
+                    self.spine
+                        .publish(&self.down, Headers::new(), bytes)
+                        .await?;
+                }
+                GovEffect::Reply { code, message, .. } => {
+                    // A reply needs a session to go to; events without one (ticks) have none.
+                    if reply_to.session.is_empty() {
+                        continue;
+                    }
+                    let Ok(headers) = Headers::new().with(TO_SESSION_HEADER, &reply_to.session)
+                    else {
+                        continue;
+                    };
+                    let id = self.next_id(now_us);
+                    let header =
+                        server_header(self.control.tenant(), id, &reply_to.correlation_id, now_us);
+                    let bytes = encode_envelope(&error(header, code, message, 0));
+                    self.spine.publish(&self.down, headers, bytes).await?;
+                }
+                GovEffect::Count { metric, labels } => {
+                    let key = format!(
+                        "{metric}{{{}={},{}={}}}",
+                        labels[0].0, labels[0].1, labels[1].0, labels[1].1
+                    );
+                    *self.counters.entry(key).or_default() += 1;
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    fn next_id(&mut self, now_us: u64) -> String {
+        self.sent += 1;
+        format!("gov-{now_us}-{}", self.sent)
+    }
+}
+
+/// The governance body of an envelope body, if it is one.
+fn governance_command(body: Body) -> Option<GovernanceCommand> {
+    Some(match body {
+        Body::Telemetry(m) => GovernanceCommand::Telemetry(m),
+        Body::Proposal(m) => GovernanceCommand::Proposal(m),
+        Body::Alert(m) => GovernanceCommand::Alert(m),
+        Body::Approval(m) => GovernanceCommand::Approval(m),
+        Body::Rejection(m) => GovernanceCommand::Rejection(m),
+        Body::Enforce(m) => GovernanceCommand::Enforce(m),
+        Body::CatalogUpdate(m) => GovernanceCommand::CatalogUpdate(m),
+        _ => return None,
+    })
+}
