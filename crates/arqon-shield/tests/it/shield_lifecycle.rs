@@ -205,7 +205,7 @@ async fn shutdown_drains_clients_refuses_new_upgrades_and_fails_readyz() {
     let id = a
         .send(v1::Join {
             room: "other".to_owned(),
-            metadata: Default::default(),
+            metadata: std::collections::BTreeMap::new(),
         })
         .await;
     match a.expect_reply(&id).await {
@@ -225,15 +225,14 @@ async fn shutdown_drains_clients_refuses_new_upgrades_and_fails_readyz() {
 async fn raw_status(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n");
-    match token {
-        Some(token) => request.push_str(&format!(
+    let extra = match token {
+        Some(token) => format!(
             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {token}\r\n"
-        )),
-        None => request.push_str("Connection: close\r\n"),
-    }
-    request.push_str("\r\n");
+        ),
+        None => "Connection: close\r\n".to_owned(),
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = vec![0u8; 64];
     let n = tokio::time::timeout(support::WAIT, stream.read(&mut head))

@@ -7,8 +7,8 @@ use arqon_proto::v1::{self, envelope::Body};
 
 use crate::support::{self, connect, connect_with, token};
 
-fn bearer(token: &str) -> Option<(&'static str, String)> {
-    Some(("authorization", format!("Bearer {token}")))
+fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
 }
 
 // AC-SHIELD-11
@@ -98,14 +98,14 @@ async fn tenant_and_user_connection_caps_give_503_while_other_tenants_connect() 
     config.limits.tenant_defaults.max_connections_per_user = 1;
     let node = support::start(config).await;
     let first = connect(&node, &token("acme", "alice", 60)).await;
-    let user_full = connect_with(&node, bearer(&token("acme", "alice", 60)))
+    let user_full = connect_with(&node, Some(bearer(&token("acme", "alice", 60))))
         .await
         .err()
         .unwrap();
     assert_eq!(user_full.status, 503);
     assert_eq!(user_full.retry_after.as_deref(), Some("1"));
     let second = connect(&node, &token("acme", "amy", 60)).await;
-    let tenant_full = connect_with(&node, bearer(&token("acme", "ann", 60)))
+    let tenant_full = connect_with(&node, Some(bearer(&token("acme", "ann", 60))))
         .await
         .err()
         .unwrap();
@@ -117,7 +117,7 @@ async fn tenant_and_user_connection_caps_give_503_while_other_tenants_connect() 
     drop(first);
     let again = tokio::time::timeout(support::WAIT, async {
         loop {
-            if let Ok(ok) = connect_with(&node, bearer(&token("acme", "alice", 60))).await {
+            if let Ok(ok) = connect_with(&node, Some(bearer(&token("acme", "alice", 60)))).await {
                 return ok;
             }
             tokio::task::yield_now().await;
@@ -137,7 +137,7 @@ async fn node_cap_and_accept_rate_give_503_with_retry_after_and_the_node_keeps_s
     let node = support::start(config).await;
     let a = connect(&node, &token("acme", "a", 60)).await;
     let b = connect(&node, &token("beta", "b", 60)).await;
-    let full = connect_with(&node, bearer(&token("gamma", "c", 60)))
+    let full = connect_with(&node, Some(bearer(&token("gamma", "c", 60))))
         .await
         .err()
         .unwrap();
@@ -155,7 +155,7 @@ async fn node_cap_and_accept_rate_give_503_with_retry_after_and_the_node_keeps_s
     let node = support::start(config).await;
     let a = connect(&node, &token("acme", "a", 60)).await;
     let b = connect(&node, &token("acme", "b", 60)).await;
-    let throttled = connect_with(&node, bearer(&token("acme", "c", 60)))
+    let throttled = connect_with(&node, Some(bearer(&token("acme", "c", 60))))
         .await
         .err()
         .unwrap();

@@ -72,14 +72,14 @@ pub(crate) fn config() -> Config {
 /// Which spine a scenario runs on.
 pub(crate) enum Bus {
     Embedded,
-    Nats(NatsServer),
+    Nats(Box<NatsServer>),
 }
 
 impl Bus {
     pub(crate) async fn both() -> Vec<Self> {
         vec![
             Self::Embedded,
-            Self::Nats(NatsServer::start().await.unwrap()),
+            Self::Nats(Box::new(NatsServer::start().await.unwrap())),
         ]
     }
 
@@ -247,7 +247,7 @@ impl Client {
         let correlation = self
             .send(v1::Join {
                 room: name.to_owned(),
-                metadata: Default::default(),
+                metadata: std::collections::BTreeMap::new(),
             })
             .await;
         self.expect_ack(&correlation).await;
