@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use arqon_proto::v1::envelope::Body;
 use arqon_proto::v1::{
-    Envelope, Error as ErrorBody, Header, Join, Leave, Message as MessageBody, Ping, Pong, Publish,
-    Refresh, Welcome,
+    Ack, Drain, Envelope, Error as ErrorBody, Header, Join, Leave, Message as MessageBody, Ping,
+    Pong, PresenceLeave, PresenceUpdate, Publish, Refresh, Welcome,
 };
 use arqon_proto::{PROTOCOL_VERSION, body_name, decode_envelope, encode_envelope};
 use bytes::Bytes;
@@ -80,7 +80,7 @@ pub enum WsError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Incoming {
     /// A decoded envelope.
-    Envelope(Envelope),
+    Envelope(Box<Envelope>),
     /// The server's close frame.
     Close {
         /// The close code, when present.
@@ -88,6 +88,22 @@ pub enum Incoming {
         /// The reason text.
         reason: String,
     },
+}
+
+/// Defines `expect_<body>`: the next envelope must carry `Body::<variant>`; returns the body.
+macro_rules! expect_body {
+    ($(#[$doc:meta])* $name:ident, $want:literal, $variant:ident, $body:ty) => {
+        $(#[$doc])*
+        pub async fn $name(&mut self) -> Result<$body, WsError> {
+            let (_, body) = self
+                .expect($want, |b| match b {
+                    Body::$variant(x) => Some(x),
+                    _ => None,
+                })
+                .await?;
+            Ok(body)
+        }
+    };
 }
 
 /// A connected test client.
@@ -256,7 +272,9 @@ impl WsClient {
                 };
                 match frame? {
                     WsMessage::Binary(bytes) => {
-                        return Ok(Incoming::Envelope(decode_envelope(bytes, MAX_FRAME)?));
+                        return Ok(Incoming::Envelope(Box::new(decode_envelope(
+                            bytes, MAX_FRAME,
+                        )?)));
                     }
                     WsMessage::Close(frame) => return Ok(close_of(frame)),
                     WsMessage::Text(_) => return Err(WsError::TextFrame),
@@ -275,13 +293,12 @@ impl WsClient {
         loop {
             match self.recv().await? {
                 Incoming::Close { code, reason } => return Err(WsError::Closed { code, reason }),
-                Incoming::Envelope(Envelope {
-                    body: Some(Body::Ping(Ping { nonce })),
-                    ..
-                }) => {
-                    self.send_body(Pong { nonce }).await?;
-                }
-                Incoming::Envelope(envelope) => return Ok(envelope),
+                Incoming::Envelope(envelope) => match envelope.body {
+                    Some(Body::Ping(Ping { nonce })) => {
+                        self.send_body(Pong { nonce }).await?;
+                    }
+                    _ => return Ok(*envelope),
+                },
             }
         }
     }
@@ -302,17 +319,6 @@ impl WsClient {
             .ok_or(WsError::Unexpected { want, got })
     }
 
-    /// Expects `Welcome`.
-    pub async fn expect_welcome(&mut self) -> Result<Welcome, WsError> {
-        let (_, welcome) = self
-            .expect("welcome", |b| match b {
-                Body::Welcome(w) => Some(w),
-                _ => None,
-            })
-            .await?;
-        Ok(welcome)
-    }
-
     /// Expects a delivered `Message`, with the server-stamped header.
     pub async fn expect_message(&mut self) -> Result<(Header, MessageBody), WsError> {
         self.expect("message", |b| match b {
@@ -322,27 +328,34 @@ impl WsClient {
         .await
     }
 
-    /// Expects an `Error` envelope.
-    pub async fn expect_error(&mut self) -> Result<ErrorBody, WsError> {
-        let (_, error) = self
-            .expect("error", |b| match b {
-                Body::Error(e) => Some(e),
-                _ => None,
-            })
-            .await?;
-        Ok(error)
-    }
-
-    /// Expects a `Pong` and returns its nonce.
-    pub async fn expect_pong(&mut self) -> Result<u64, WsError> {
-        let (_, pong) = self
-            .expect("pong", |b| match b {
-                Body::Pong(p) => Some(p),
-                _ => None,
-            })
-            .await?;
-        Ok(pong.nonce)
-    }
+    expect_body!(
+        /// Expects `Welcome`.
+        expect_welcome, "welcome", Welcome, Welcome
+    );
+    expect_body!(
+        /// Expects an `Error` envelope.
+        expect_error, "error", Error, ErrorBody
+    );
+    expect_body!(
+        /// Expects a `Pong`.
+        expect_pong, "pong", Pong, Pong
+    );
+    expect_body!(
+        /// Expects an `Ack`.
+        expect_ack, "ack", Ack, Ack
+    );
+    expect_body!(
+        /// Expects a `Drain` (reconnect elsewhere).
+        expect_drain, "drain", Drain, Drain
+    );
+    expect_body!(
+        /// Expects a `PresenceUpdate` (snapshot page or joins).
+        expect_presence_update, "presence_update", PresenceUpdate, PresenceUpdate
+    );
+    expect_body!(
+        /// Expects a `PresenceLeave`.
+        expect_presence_leave, "presence_leave", PresenceLeave, PresenceLeave
+    );
 
     /// Expects the server to close the connection; returns the close code and reason.
     /// Envelopes arriving before the close are skipped.

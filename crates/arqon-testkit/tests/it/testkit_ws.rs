@@ -34,6 +34,7 @@ async fn scripted_server() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
+                #[allow(clippy::result_large_err, reason = "tungstenite's callback signature")]
                 let check = |request: &Request, mut response: Response| {
                     let header = |n: &str| request.headers().get(n).and_then(|v| v.to_str().ok());
                     let bearer = header("authorization") == Some(&format!("Bearer {TOKEN}"));
@@ -113,7 +114,7 @@ async fn bearer_client_gets_welcome_message_and_pong() {
         ("lobby", &b"hi"[..])
     );
     client.ping(42).await.unwrap();
-    assert_eq!(client.expect_pong().await.unwrap(), 42);
+    assert_eq!(client.expect_pong().await.unwrap().nonce, 42);
     client.ping(43).await.unwrap();
     assert!(matches!(
         client.expect_error().await,
