@@ -1,0 +1,93 @@
+//! `arq auth gen` (dev tokens) and `arq auth keys gen` (key pairs).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use arqon_auth::{
+    Claims, DEFAULT_DEV_KEYS_DIR, DEV_AUDIENCE, DEV_ISSUER, DevKeys, JWKS_FILE, PRIVATE_KEY_FILE,
+    Role,
+};
+use arqon_proto::names::{TenantId, UserId};
+
+/// Arguments of `arq auth gen`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GenArgs {
+    /// Tenant claim ([a-z0-9][a-z0-9_-]{0,63}).
+    #[arg(long, default_value = "dev", value_parser = TenantId::parse)]
+    tenant: TenantId,
+    /// Subject (user id) claim.
+    #[arg(long, default_value = "dev-user", value_parser = UserId::parse)]
+    sub: UserId,
+    /// Role claim: user, service or admin.
+    #[arg(long, default_value = "user", value_parser = parse_role)]
+    role: Role,
+    /// Lifetime, e.g. 30s, 15m, 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: arqon_config::Duration,
+    /// Dev keys directory (private.pem, jwks.json); generated on first use.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DEV_KEYS_DIR)]
+    keys: PathBuf,
+    /// Issuer claim.
+    #[arg(long, default_value = DEV_ISSUER)]
+    iss: String,
+    /// Audience claim.
+    #[arg(long, default_value = DEV_AUDIENCE)]
+    aud: String,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("{text:?} is not one of user, service, admin"))
+}
+
+fn parse_ttl(text: &str) -> Result<arqon_config::Duration, String> {
+    let ttl: arqon_config::Duration = text.parse().map_err(|error| format!("{error}"))?;
+    if ttl.as_secs() == 0 {
+        return Err("ttl must be at least 1s".to_owned());
+    }
+    Ok(ttl)
+}
+
+pub(crate) fn gen_token(args: &GenArgs) -> anyhow::Result<ExitCode> {
+    let (keys, generated) = DevKeys::load_or_generate(&args.keys)
+        .with_context(|| format!("dev keys in {}", args.keys.display()))?;
+    if generated {
+        eprintln!(
+            "generated dev keys in {} (kid {})",
+            args.keys.display(),
+            keys.kid()
+        );
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock before 1970")?
+        .as_secs();
+    let mut claims = Claims::dev(
+        args.tenant.clone(),
+        args.sub.clone(),
+        args.role,
+        now,
+        args.ttl.as_secs(),
+    );
+    claims.iss.clone_from(&args.iss);
+    claims.aud = vec![args.aud.clone()];
+    println!("{}", keys.mint(&claims)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn gen_keys(out: &Path, force: bool) -> anyhow::Result<ExitCode> {
+    let key_path = out.join(PRIVATE_KEY_FILE);
+    if key_path.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to replace the key pair",
+            key_path.display()
+        );
+    }
+    let keys = DevKeys::generate()?;
+    keys.save(out)?;
+    println!("private key: {}", key_path.display());
+    println!("jwks:        {}", out.join(JWKS_FILE).display());
+    println!("kid:         {}", keys.kid());
+    Ok(ExitCode::SUCCESS)
+}

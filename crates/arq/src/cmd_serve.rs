@@ -1,0 +1,126 @@
+//! `arq serve`: start a node from a config file (or dev defaults) and drain it on SIGTERM/Ctrl-C.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use arqon_config::{Config, JwksSource, LogFormat};
+use arqon_shield::Node;
+use tracing_subscriber::EnvFilter;
+
+use crate::Color;
+
+/// Arguments of `arq serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The arqon.toml to run with.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Dev mode: without --config, a single node on 127.0.0.1:8080 with the embedded spine and dev
+    /// keys; with --config, forces node.dev = true.
+    #[arg(long)]
+    dev: bool,
+    /// Listen on this address instead of node.listen (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match (&args.config, args.dev) {
+        (Some(path), _) => Config::load(path)?,
+        (None, true) => Config::dev_default(),
+        (None, false) => bail!("give --config <file>, or --dev for a local dev node"),
+    };
+    if args.dev {
+        config.node.dev = true;
+    }
+    if let Some(listen) = args.listen {
+        config.node.listen = listen;
+    }
+    config.check()?;
+    Ok(config)
+}
+
+fn init_logs(config: &Config, color: Color) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.telemetry.log_level)
+        .with_context(|| format!("telemetry.log_level {:?}", config.telemetry.log_level))?;
+    let ansi = match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let installed = match config.telemetry.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    installed.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
+}
+
+pub(crate) fn run(args: &ServeArgs, color: Color) -> anyhow::Result<ExitCode> {
+    let config = load(args)?;
+    init_logs(&config, color)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let keys_hint = match config.jwks_source() {
+        JwksSource::DevKeys(dir) => Some(dir),
+        _ => None,
+    };
+    let id = config.node.id.clone();
+    let node = Node::start(config).await.context("cannot start the node")?;
+    let addr = node.local_addr();
+    let scheme = if node.socket_url().starts_with("wss") {
+        "https"
+    } else {
+        "http"
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "arqon node {id} listening")?;
+        writeln!(out, "  socket:  {}", node.socket_url())?;
+        writeln!(out, "  health:  {scheme}://{addr}/healthz")?;
+        writeln!(out, "  metrics: {scheme}://{addr}/metrics")?;
+        if let Some(dir) = keys_hint {
+            writeln!(
+                out,
+                "  token:   arq auth gen --keys {} --tenant dev --sub alice",
+                dir.display()
+            )?;
+        }
+        writeln!(out, "stop with Ctrl-C or SIGTERM (graceful drain)")?;
+        out.flush()?;
+    }
+    wait_for_stop().await?;
+    eprintln!("draining…");
+    node.shutdown().await;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")
+}
