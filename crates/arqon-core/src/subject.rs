@@ -17,6 +17,7 @@
 //! constructor from a string.
 
 use std::fmt;
+use std::sync::Arc;
 
 use arqon_proto::names::{RoomName, TenantId};
 
@@ -44,8 +45,13 @@ pub enum SubjectKind {
 }
 
 /// A NATS subject of the `arqon.v1` scheme; built only from typed names, never from a client string.
+///
+/// Cloning is a reference-count increment: the Spine clones the subject into every message.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Subject {
+pub struct Subject(Arc<Parts>);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Parts {
     text: String,
     tenant: Option<TenantId>,
     kind: SubjectKind,
@@ -79,11 +85,11 @@ impl Subject {
 
     /// `arqon.v1._sys.heartbeat`: node liveness, with no tenant data.
     pub fn heartbeat() -> Self {
-        Self {
+        Self(Arc::new(Parts {
             text: format!("{PREFIX}.{SYSTEM_TOKEN}.heartbeat"),
             tenant: None,
             kind: SubjectKind::Heartbeat,
-        }
+        }))
     }
 
     fn tenant_scoped(tenant: &TenantId, kind: SubjectKind) -> Self {
@@ -96,38 +102,38 @@ impl Subject {
             SubjectKind::GovAudit => format!("{PREFIX}.{t}.gov.audit"),
             SubjectKind::Heartbeat => format!("{PREFIX}.{SYSTEM_TOKEN}.heartbeat"),
         };
-        Self {
+        Self(Arc::new(Parts {
             text,
             tenant: Some(tenant.clone()),
             kind,
-        }
+        }))
     }
 
     /// The subject as NATS sees it.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.0.text
     }
 
     /// The tenant the subject belongs to; `None` for system subjects.
     pub fn tenant(&self) -> Option<&TenantId> {
-        self.tenant.as_ref()
+        self.0.tenant.as_ref()
     }
 
     /// What the subject carries.
     pub fn kind(&self) -> &SubjectKind {
-        &self.kind
+        &self.0.kind
     }
 }
 
 impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.0.text)
     }
 }
 
 impl AsRef<str> for Subject {
     fn as_ref(&self) -> &str {
-        &self.text
+        &self.0.text
     }
 }
 
