@@ -445,3 +445,79 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Random chains and random tampering (fixed seed): each is named at the right seq.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Tamper {
+        Edit(usize),
+        Remove(usize),
+        Swap(usize, usize),
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 500,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0xA0D1_7C4A),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn chain(n: usize) -> Vec<AuditRecord> {
+        let mut c = AuditChain::new();
+        (0..n)
+            .map(|i| {
+                c.append(AuditEntry {
+                    at_us: i as u64,
+                    kind: "k".into(),
+                    subject: format!("s{i}"),
+                    ..AuditEntry::default()
+                })
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        // AC-GOV-12
+        #[test]
+        fn any_tampering_is_named_at_the_first_bad_seq(
+            n in 2usize..25,
+            pick in (0usize..1000, 0usize..1000, 0u8..3),
+        ) {
+            let mut records = chain(n);
+            prop_assert!(verify(&records).is_ok());
+            let (a, b, op) = pick;
+            let i = a % (n - 1);
+            let tamper = match op {
+                0 => Tamper::Edit(a % n),
+                1 => Tamper::Remove(i),
+                _ => Tamper::Swap(i, i + 1 + b % (n - 1 - i)),
+            };
+            let expected = match tamper {
+                Tamper::Edit(k) => {
+                    records[k].record.outcome.push('!');
+                    (k as u64 + 1, AuditFault::HashMismatch)
+                }
+                Tamper::Remove(k) => {
+                    records.remove(k);
+                    (k as u64 + 1, AuditFault::Missing { found: k as u64 + 2 })
+                }
+                Tamper::Swap(k, l) => {
+                    records.swap(k, l);
+                    (k as u64 + 1, AuditFault::OutOfOrder { found: l as u64 + 1 })
+                }
+            };
+            let err = verify(&records).unwrap_err();
+            prop_assert_eq!((err.first_bad_seq, err.reason), expected);
+        }
+    }
+}
