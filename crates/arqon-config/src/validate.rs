@@ -112,8 +112,9 @@ fn node_tls_auth(config: &Config, found: &mut Findings) {
             "auth.jwks",
             "set either auth.jwks_file or auth.jwks, not both",
         ),
-        (None, None) if !dev => found.add(
+        (None, None) if !dev => found.add_anchored(
             "auth.jwks_file",
+            "node.dev",
             "auth.jwks_file or auth.jwks is required unless node.dev = true",
         ),
         (_, Some(inline)) => {
@@ -128,7 +129,7 @@ fn node_tls_auth(config: &Config, found: &mut Findings) {
         ("auth.audience", &auth.audience),
     ] {
         match value {
-            None if !dev => found.add(key, "required unless node.dev = true"),
+            None if !dev => found.add_anchored(key, "node.dev", "required unless node.dev = true"),
             Some(text) if text.trim().is_empty() => found.add(key, "must not be empty"),
             _ => {}
         }

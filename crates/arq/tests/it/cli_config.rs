@@ -46,7 +46,7 @@ fn ac_cli_4_config_check_exit_codes_and_messages() {
         "tls: ",
         "range.toml:4:1: session.max_protocol_errors: 0 is out of range",
         "spine.nats_urls",
-        "range.toml: auth.issuer: required",
+        "range.toml:1:2: auth.issuer: required",
         "6 problems",
     ] {
         assert!(stderr.contains(needle), "{needle:?} missing:\n{stderr}");

@@ -139,10 +139,13 @@ fn ac_config_4_missing_tls_outside_dev_is_rejected() {
 
 #[test]
 fn ac_config_5_combination_checks() {
-    // Outside dev: JWKS, issuer and audience are required (three problems, in order).
+    // Outside dev: JWKS, issuer and audience are required (three problems, in order), located at
+    // [node] because neither [auth] nor node.dev is present.
     let text = "[node]\nid = \"n1\"\n[tls]\ncert = \"c\"\nkey = \"k\"\n";
-    let keys: Vec<String> = problems(text).into_iter().map(|p| p.0).collect();
+    let found = problems(text);
+    let keys: Vec<&str> = found.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(keys, ["auth.jwks_file", "auth.issuer", "auth.audience"]);
+    assert!(found.iter().all(|p| p.1 == Some(1)), "{found:?}");
     check(
         &format!("{DEV}[auth]\njwks_file = \"a\"\njwks = '{{\"keys\":[]}}'\n"),
         "auth.jwks",
