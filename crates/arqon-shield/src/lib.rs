@@ -12,9 +12,11 @@ mod hooks;
 mod hub;
 mod metrics;
 mod node;
+mod policy;
 mod tls;
 
 pub use error::ShieldError;
 pub use hooks::{AllowAll, Hooks, NoPresence, PolicyHook, PresenceHook, PresenceMember};
 pub use metrics::{LabelledCounter, Metrics};
 pub use node::{Node, admission_config, connect_spine, session_config};
+pub use policy::WasmPolicy;

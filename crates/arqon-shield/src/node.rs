@@ -31,6 +31,7 @@ use crate::error::ShieldError;
 use crate::hooks::Hooks;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::policy::WasmPolicy;
 use crate::tls;
 
 /// Now, in µs since the Unix epoch. The shell reads the clock; the machine only sees the value.
@@ -202,10 +203,15 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Starts a node from its configuration: spine from `[spine]`, no presence, no policy chain.
+    /// Starts a node from its configuration: spine from `[spine]`, the policy chains of `[policy]`,
+    /// no presence (the Brain passes its hook through [`Node::start_with`]).
     pub async fn start(config: Config) -> Result<Self, ShieldError> {
         let spine = connect_spine(&config).await?;
-        Self::start_with(config, spine, Hooks::default()).await
+        let mut hooks = Hooks::default();
+        if let Some(policy) = WasmPolicy::from_config(&config.policy)? {
+            hooks.policy = Arc::new(policy);
+        }
+        Self::start_with(config, spine, hooks).await
     }
 
     /// Starts a node on a given spine with given hooks (presence, policy).
@@ -323,6 +329,13 @@ impl Node {
         self.shared.hub.local_members(&subject).await
     }
 
+    /// Serves until SIGTERM or Ctrl-C, then drains with [`Node::shutdown`].
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("termination signal: draining");
+        self.shutdown().await;
+    }
+
     /// Graceful drain: refuse new upgrades (503), fail `/readyz`, send `Drain` to every session,
     /// wait for them to leave (each is closed at the drain deadline), flush the spine, stop.
     pub async fn shutdown(mut self) {
@@ -362,6 +375,21 @@ impl Node {
         }
         tracing::info!("shield stopped");
     }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A session-id start unique per node and start time, so ids from different nodes do not collide.

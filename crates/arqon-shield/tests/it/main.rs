@@ -7,5 +7,6 @@ mod shield_auth;
 mod shield_cluster;
 mod shield_lifecycle;
 mod shield_limits;
+mod shield_policy;
 mod shield_rooms;
 mod support;

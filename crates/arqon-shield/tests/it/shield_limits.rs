@@ -228,3 +228,62 @@ async fn a_client_that_never_reads_is_dropped_then_closed_while_others_keep_rece
     drop((sleeper, publisher));
     node.shutdown().await;
 }
+
+// AC-SHIELD-18
+#[tokio::test]
+async fn a_connection_storm_is_throttled_with_503_and_the_node_survives() {
+    let mut config = support::config();
+    config.limits.accept = Rate {
+        per_sec: 20,
+        burst: 50,
+    };
+    let node = std::sync::Arc::new(support::start(config).await);
+    let (mut early, _) = connect(&node, &token("acme", "early", 60)).await;
+    let tokens: Vec<String> = (0..300)
+        .map(|i| token("acme", &format!("u{i}"), 60))
+        .collect();
+    let storm: Vec<_> = tokens
+        .into_iter()
+        .map(|t| {
+            let node = std::sync::Arc::clone(&node);
+            tokio::spawn(async move {
+                match connect_with(&node, Some(bearer(&t))).await {
+                    Ok((client, _)) => (true, None, Some(client)),
+                    Err(refused) => {
+                        assert_eq!(refused.status, 503);
+                        (false, refused.retry_after, None)
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for handle in storm {
+        let (ok, retry_after, client) = handle.await.unwrap();
+        if ok {
+            admitted.extend(client);
+        } else {
+            assert!(retry_after.is_some(), "503 without Retry-After");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "nothing was throttled");
+    assert!(admitted.len() >= 49, "only {} admitted", admitted.len());
+    assert_eq!(admitted.len() + refused, 300);
+    assert_eq!(
+        node.metrics().admission_rejections.get("accept_rate"),
+        refused as u64
+    );
+    // Every admitted client got its Welcome; the node still serves the earlier session.
+    for client in &mut admitted {
+        client
+            .expect(|body| matches!(body, Body::Welcome(_)).then_some(()))
+            .await;
+    }
+    let id = early.send(v1::Heartbeat {}).await;
+    assert!(matches!(early.expect_reply(&id).await, Body::Pong(_)));
+    assert_eq!(support::http_get(&node, "/healthz").await.0, 200);
+    drop((early, admitted));
+    std::sync::Arc::into_inner(node).unwrap().shutdown().await;
+}
