@@ -127,9 +127,10 @@ impl NatsServer {
         };
         let mut last_error = None;
         for _ in 0..3 {
+            let ports = Ports::allocate()?;
             let spec = Spec {
-                name: format!("arqon-test-{}", std::process::id()),
-                ports: Ports::allocate()?,
+                name: format!("arqon-test-{}-{}", std::process::id(), ports.client),
+                ports,
                 store: store_dir.as_ref().map(|d| d.path().to_path_buf()),
                 cluster: None,
             };
@@ -289,7 +290,20 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `size` nodes with `JetStream`, routed to each other, and waits until every node has
     /// all its routes and `JetStream` is healthy.
+    /// Retries on fresh ports when a node fails to start (another process took a port meanwhile).
     pub async fn start(size: usize) -> Result<Self, TestkitError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::try_start(size).await {
+                Err(TestkitError::NotReady { .. }) if attempt < 3 => {}
+                done => return done,
+            }
+        }
+    }
+
+    async fn try_start(size: usize) -> Result<Self, TestkitError> {
+        let size = size.max(1);
         let ports = (0..size)
             .map(|_| Ports::allocate())
             .collect::<Result<Vec<_>, _>>()?;
