@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use arqon_spine::{NatsConfig, NatsSpine, Spine, SpineError};
+use arqon_spine::{Bytes, Headers, NatsConfig, NatsSpine, Spine, SpineError};
 use arqon_testkit::{DelayProxy, NatsServer, free_port};
 use tokio::time::Instant;
 
@@ -110,4 +110,25 @@ async fn ac_spine_14_no_server_is_a_typed_connect_error() {
         "{result:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+// AC-SPINE-16
+#[tokio::test]
+async fn ac_spine_16_oversized_payload_is_refused_and_the_connection_lives_on() {
+    let server = NatsServer::start().await.unwrap();
+    let spine = NatsSpine::connect(&NatsConfig::new([server.url()]))
+        .await
+        .unwrap();
+    let subject = room("acme", "big");
+    let mut sub = spine.subscribe(&subject).await.unwrap();
+    let max = spine.client().server_info().max_payload;
+    let too_big = Bytes::from(vec![0u8; max + 1]);
+    let refused = spine.publish(&subject, Headers::new(), too_big).await;
+    assert!(
+        matches!(refused, Err(SpineError::Publish { .. })),
+        "{refused:?}"
+    );
+    publish_numbered(&spine, &subject, 0, 10).await;
+    expect_numbered(&mut sub, 0, 10).await;
+    assert!(spine.status().connected);
 }
