@@ -328,3 +328,24 @@ impl AuditLog {
         }
     }
 }
+
+/// Where the audit chains of every tenant go: a directory (embedded) or `JetStream`.
+#[derive(Clone, Debug)]
+pub enum AuditStore {
+    /// One fsynced file per tenant in this directory.
+    Dir(PathBuf),
+    /// One stream per tenant on this connection.
+    JetStream(async_nats::Client),
+}
+
+impl AuditStore {
+    /// Opens `tenant`'s chain.
+    pub async fn open(&self, tenant: &TenantId) -> Result<AuditLog, AuditLogError> {
+        Ok(match self {
+            Self::Dir(dir) => AuditLog::File(FileAuditLog::open(dir, tenant).await?),
+            Self::JetStream(client) => AuditLog::JetStream(Box::new(
+                JetStreamAuditLog::open(client.clone(), tenant).await?,
+            )),
+        })
+    }
+}

@@ -23,9 +23,10 @@ use arqon_core::subject::Subject;
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::{TenantId, UserId};
 use arqon_proto::outbound::{encode_envelope, envelope, error, server_header};
-use arqon_proto::v1::{Envelope, envelope::Body};
+use arqon_proto::v1::{Envelope, ErrorCode, envelope::Body};
 use arqon_spine::{Headers, Message, Spine, SpineError, Subscription};
 use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit_log::{AuditLog, AuditLogError};
 
@@ -57,6 +58,40 @@ pub enum GovernanceDriverError {
     /// The Spine refused a publish or a subscription.
     #[error("spine: {0}")]
     Spine(#[from] SpineError),
+    /// A local command's effects failed; the driver stopped (the reason was sent to the caller).
+    #[error("driver stopped: {reason}")]
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What executing one event did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// The audit records stored, in order.
+    pub records: Vec<AuditRecord>,
+    /// The errors addressed to the sender (published to its session when it came over the Spine).
+    pub refusals: Vec<(ErrorCode, String)>,
+}
+
+/// A request to a running driver from this node.
+#[derive(Debug)]
+pub enum DriverCommand {
+    /// Handle a command from a local principal (see [`TenantDriver::submit`]).
+    Submit {
+        /// The sender.
+        from: Principal,
+        /// The body.
+        message: GovernanceCommand,
+        /// Where the outcome goes; an error is the driver's failure, in words.
+        reply: oneshot::Sender<Result<Applied, String>>,
+    },
+    /// Return a copy of the control plane's state.
+    Snapshot {
+        /// Where the copy goes.
+        reply: oneshot::Sender<ControlPlane>,
+    },
 }
 
 /// One tenant's control plane, its audit chain and its Spine subjects.
@@ -120,35 +155,51 @@ impl TenantDriver {
         Ok(self.spine.subscribe(&self.up).await?)
     }
 
-    /// Handles one `gov.up` message at `now_us`; returns the audit records stored for it.
+    /// Handles one `gov.up` message at `now_us`.
     pub async fn on_message(
         &mut self,
         message: &Message,
         now_us: u64,
-    ) -> Result<Vec<AuditRecord>, GovernanceDriverError> {
+    ) -> Result<Applied, GovernanceDriverError> {
         let (event, reply_to) = self.translate(message, now_us);
         self.apply(event, &reply_to).await
     }
 
     /// Advances time to `now_us` (ramps, completed rollouts, capacity freed).
-    pub async fn on_tick(
-        &mut self,
-        now_us: u64,
-    ) -> Result<Vec<AuditRecord>, GovernanceDriverError> {
+    pub async fn on_tick(&mut self, now_us: u64) -> Result<Applied, GovernanceDriverError> {
         self.apply(GovEvent::Tick { at_us: now_us }, &ReplyTo::default())
             .await
     }
 
-    /// Handles `gov.up` messages and ticks every `tick` until the subscription ends or an effect
-    /// fails.
+    /// Handles a command from a principal on this node (the admin API behind `arq gov …`): the
+    /// same decisions as over `gov.up`, but refusals come back in [`Applied::refusals`] instead of
+    /// being published.
+    pub async fn submit(
+        &mut self,
+        from: Principal,
+        message: GovernanceCommand,
+        now_us: u64,
+    ) -> Result<Applied, GovernanceDriverError> {
+        let event = GovEvent::Message {
+            at_us: now_us,
+            from,
+            message,
+        };
+        self.apply(event, &ReplyTo::default()).await
+    }
+
+    /// Handles `gov.up` messages, local commands and a tick every `tick` until the subscription
+    /// ends or an effect fails. Local commands stop being read once every sender is dropped.
     pub async fn run(
         mut self,
         mut subscription: Subscription,
+        mut commands: mpsc::Receiver<DriverCommand>,
         tick: Duration,
         now: Now,
     ) -> Result<Self, GovernanceDriverError> {
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut local = true;
         loop {
             tokio::select! {
                 message = subscription.recv() => match message {
@@ -156,6 +207,22 @@ impl TenantDriver {
                         self.on_message(&message, now()).await?;
                     }
                     None => return Ok(self),
+                },
+                command = commands.recv(), if local => match command {
+                    Some(DriverCommand::Submit { from, message, reply }) => {
+                        let applied = self.submit(from, message, now()).await;
+                        let failed = applied.as_ref().err().map(ToString::to_string);
+                        // The caller may have gone away; the decision stands either way.
+                        let _ = reply.send(applied.map_err(|e| e.to_string()));
+                        if let Some(reason) = failed {
+                            tracing::error!(%reason, "governance driver stopped");
+                            return Err(GovernanceDriverError::Stopped { reason });
+                        }
+                    }
+                    Some(DriverCommand::Snapshot { reply }) => {
+                        let _ = reply.send(self.control.clone());
+                    }
+                    None => local = false,
                 },
                 _ = ticks.tick() => {
                     self.on_tick(now()).await?;
@@ -213,16 +280,16 @@ impl TenantDriver {
         &mut self,
         event: GovEvent,
         reply_to: &ReplyTo,
-    ) -> Result<Vec<AuditRecord>, GovernanceDriverError> {
+    ) -> Result<Applied, GovernanceDriverError> {
         let now_us = match &event {
             GovEvent::Message { at_us, .. }
             | GovEvent::Invalid { at_us, .. }
             | GovEvent::Tick { at_us } => *at_us,
         };
-        let mut stored = Vec::new();
+        let mut applied = Applied::default();
         for effect in self.control.handle(event) {
             match effect {
-                GovEffect::Audit(entry) => stored.push(self.audit.append(entry).await?),
+                GovEffect::Audit(entry) => applied.records.push(self.audit.append(entry).await?),
                 GovEffect::Publish(command) => {
                     let id = self.next_id(now_us);
                     let header = server_header(self.control.tenant(), id, "", now_us);
@@ -232,7 +299,8 @@ impl TenantDriver {
                         .await?;
                 }
                 GovEffect::Reply { code, message, .. } => {
-                    // A reply needs a session to go to; events without one (ticks) have none.
+                    applied.refusals.push((code, message.clone()));
+                    // Published only to a session; local commands get it in `Applied`.
                     if reply_to.session.is_empty() {
                         continue;
                     }
@@ -255,7 +323,7 @@ impl TenantDriver {
                 }
             }
         }
-        Ok(stored)
+        Ok(applied)
     }
 
     fn next_id(&mut self, now_us: u64) -> String {

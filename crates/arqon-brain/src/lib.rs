@@ -2,3 +2,4 @@
 
 pub mod audit_log;
 pub mod governance;
+pub mod governance_service;

@@ -82,7 +82,9 @@ impl Fixture {
         };
         let down = spine.subscribe(&Subject::gov_down(&tenant)).await.unwrap();
         let subscription = driver.subscribe().await.unwrap();
-        let task = tokio::spawn(driver.run(subscription, Duration::from_hours(1), now));
+        // No local commands in this test: the sender is dropped at once.
+        let (_, commands) = tokio::sync::mpsc::channel(1);
+        let task = tokio::spawn(driver.run(subscription, commands, Duration::from_hours(1), now));
         Self {
             dir,
             tenant,

@@ -6,3 +6,4 @@
 mod audit_file;
 mod audit_jetstream;
 mod governance_driver;
+mod governance_service;
