@@ -9,6 +9,7 @@ use arqon_auth::{
     Claims, DEFAULT_DEV_KEYS_DIR, DEV_AUDIENCE, DEV_ISSUER, DevKeys, JWKS_FILE, PRIVATE_KEY_FILE,
     Role,
 };
+use arqon_config::{Config, JwksSource};
 use arqon_proto::names::{TenantId, UserId};
 
 /// Arguments of `arq auth gen`.
@@ -26,15 +27,48 @@ pub(crate) struct GenArgs {
     /// Lifetime, e.g. 30s, 15m, 1h.
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     ttl: arqon_config::Duration,
-    /// Dev keys directory (private.pem, jwks.json); generated on first use.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DEV_KEYS_DIR)]
-    keys: PathBuf,
-    /// Issuer claim.
-    #[arg(long, default_value = DEV_ISSUER)]
-    iss: String,
-    /// Audience claim.
-    #[arg(long, default_value = DEV_AUDIENCE)]
-    aud: String,
+    /// Dev keys directory (private.pem, jwks.json), generated on first use
+    /// [default: auth.dev_keys_dir of --config, else .arqon/dev-keys].
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// Issuer claim [default: auth.issuer of --config, else arqon-dev].
+    #[arg(long)]
+    iss: Option<String>,
+    /// Audience claim [default: auth.audience of --config, else arqon].
+    #[arg(long)]
+    aud: Option<String>,
+    /// Take the keys directory, issuer and audience from this node config.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The keys directory, issuer and audience a token is minted with.
+fn mint_settings(args: &GenArgs) -> anyhow::Result<(PathBuf, String, String)> {
+    let (dir, settings) = match &args.config {
+        Some(path) => {
+            let config = Config::load(path)?;
+            if !matches!(config.jwks_source(), JwksSource::DevKeys(_)) {
+                eprintln!(
+                    "note: {} trusts its own JWKS, not the dev keys; a node running it refuses this token",
+                    path.display()
+                );
+            }
+            (
+                config.auth.dev_keys_dir.clone(),
+                Some(config.verifier_settings()),
+            )
+        }
+        None => (PathBuf::from(DEFAULT_DEV_KEYS_DIR), None),
+    };
+    let issuer = settings.as_ref().map_or(DEV_ISSUER, |s| s.issuer.as_str());
+    let audience = settings
+        .as_ref()
+        .map_or(DEV_AUDIENCE, |s| s.audience.as_str());
+    Ok((
+        args.keys.clone().unwrap_or(dir),
+        args.iss.clone().unwrap_or_else(|| issuer.to_owned()),
+        args.aud.clone().unwrap_or_else(|| audience.to_owned()),
+    ))
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -50,12 +84,13 @@ fn parse_ttl(text: &str) -> Result<arqon_config::Duration, String> {
 }
 
 pub(crate) fn gen_token(args: &GenArgs) -> anyhow::Result<ExitCode> {
-    let (keys, generated) = DevKeys::load_or_generate(&args.keys)
-        .with_context(|| format!("dev keys in {}", args.keys.display()))?;
+    let (dir, issuer, audience) = mint_settings(args)?;
+    let (keys, generated) = DevKeys::load_or_generate(&dir)
+        .with_context(|| format!("dev keys in {}", dir.display()))?;
     if generated {
         eprintln!(
             "generated dev keys in {} (kid {})",
-            args.keys.display(),
+            dir.display(),
             keys.kid()
         );
     }
@@ -70,8 +105,8 @@ pub(crate) fn gen_token(args: &GenArgs) -> anyhow::Result<ExitCode> {
         now,
         args.ttl.as_secs(),
     );
-    claims.iss.clone_from(&args.iss);
-    claims.aud = vec![args.aud.clone()];
+    claims.iss = issuer;
+    claims.aud = vec![audience];
     println!("{}", keys.mint(&claims)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -128,3 +128,40 @@ fn ac_cli_7_bad_arguments_exit_2_naming_the_argument() {
         "no keys made for a refused command"
     );
 }
+
+#[test]
+fn ac_cli_9_auth_gen_follows_a_node_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("node.toml"),
+        "[node]\nid = \"n1\"\ndev = true\n[auth]\nissuer = \"custom-iss\"\naudience = \"custom-aud\"\ndev_keys_dir = \"mykeys\"\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = run(
+        &["auth", "gen", "--config", "node.toml", "--tenant", "acme"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
+    let keys = dir.path().join("mykeys");
+    let claims = dev_verifier(&keys, "custom-iss", "custom-aud")
+        .verify(stdout.trim(), now())
+        .expect("valid");
+    assert_eq!(claims.tenant.as_str(), "acme");
+
+    // A config that trusts a real JWKS gets a warning; an invalid config is refused.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/arqon.example.toml");
+    let example = example.to_str().expect("utf8");
+    let (code, _, stderr) = run(
+        &["auth", "gen", "--config", example, "--keys", "k"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("refuses this token"), "{stderr}");
+    std::fs::write(dir.path().join("bad.toml"), "[node]\nbogus = 1\n").expect("write");
+    let (code, stdout, stderr) = run(&["auth", "gen", "--config", "bad.toml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("bad.toml:2:1: node.bogus"), "{stderr}");
+}

@@ -6,6 +6,7 @@
 mod auth_attacks;
 mod auth_carriers;
 mod auth_dev_keys;
+mod auth_fuzz;
 
 use std::sync::LazyLock;
 
