@@ -21,8 +21,8 @@ use stateright::actor::{Actor, ActorModel, ActorModelState, Id, LossyNetwork, Ne
 
 /// One model tick, µs.
 pub const TICK_US: u64 = 1_000_000;
-/// A node silent for longer than this is expired (two ticks).
-pub const NODE_TTL_US: u64 = 2 * TICK_US;
+/// A node silent for longer than this is expired (one tick).
+pub const NODE_TTL_US: u64 = TICK_US;
 /// The tenants of the model.
 pub const TENANTS: [&str; 2] = ["acme", "globex"];
 /// The one room (of both tenants: the same name must not mix them).
@@ -83,16 +83,10 @@ impl ClusterConfig {
                         session: "a1",
                     },
                 ],
-                vec![
-                    Op::Join {
-                        tenant: 0,
-                        session: "b1",
-                    },
-                    Op::Join {
-                        tenant: 1,
-                        session: "g1",
-                    },
-                ],
+                vec![Op::Join {
+                    tenant: 1,
+                    session: "g1",
+                }],
             ],
             ticks: 2,
             crashes: 1,
@@ -103,10 +97,16 @@ impl ClusterConfig {
     /// The deep bound: three nodes, more ticks.
     pub fn deep() -> Self {
         let mut config = Self::small();
-        config.scripts.push(vec![Op::Join {
-            tenant: 1,
-            session: "c1",
-        }]);
+        config.scripts.push(vec![
+            Op::Join {
+                tenant: 0,
+                session: "c1",
+            },
+            Op::Leave {
+                tenant: 0,
+                session: "c1",
+            },
+        ]);
         config.ticks = 3;
         config
     }

@@ -7,6 +7,7 @@
 //! [`suite`] lists every model `cargo xtask verify` runs.
 
 pub mod cluster;
+pub mod coverage;
 pub mod machine_model;
 pub mod run;
 pub mod suite;

@@ -1,6 +1,6 @@
 //! Checks one model under a bound and reports every property: verdict, states, depth, time, trace.
 
-use std::fmt::Debug;
+use std::fmt::{Debug, Write as _};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -11,8 +11,10 @@ use stateright::{Checker, Expectation, Model, Path};
 pub struct Bound {
     /// The deepest path explored (number of actions).
     pub depth: usize,
-    /// A wall-clock cap; a run that hits it is reported as incomplete.
+    /// A wall-clock cap; a run that hits it is reported as time-boxed.
     pub timeout: Duration,
+    /// A cap on states generated (memory); a run that hits it is reported as time-boxed.
+    pub max_states: usize,
 }
 
 /// What the checker concluded about one property.
@@ -82,15 +84,16 @@ where
         .checker()
         .target_max_depth(bound.depth)
         .timeout(bound.timeout)
+        .target_state_count(bound.max_states)
         .spawn_bfs()
         .join();
     let elapsed = started.elapsed();
-    let complete = elapsed < bound.timeout;
     let (states, unique_states, depth) = (
         checker.state_count(),
         checker.unique_state_count(),
         checker.max_depth(),
     );
+    let complete = elapsed < bound.timeout && states < bound.max_states;
     properties
         .iter()
         .map(|property| {
@@ -135,16 +138,17 @@ where
     let steps = path.into_vec();
     let mut out = String::new();
     if let Some((first, _)) = steps.first() {
-        out.push_str(&format!("   0. start: {}\n", describe(first)));
+        let _ = writeln!(out, "   0. start: {}", describe(first));
     }
     for (i, window) in steps.windows(2).enumerate() {
         if let [(_, Some(action)), (after, _)] = window {
-            out.push_str(&format!(
-                "{:>4}. {}\n      => {}\n",
+            let _ = writeln!(
+                out,
+                "{:>4}. {}\n      => {}",
                 i + 1,
                 model.format_action(action),
                 describe(after)
-            ));
+            );
         }
     }
     out

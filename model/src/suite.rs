@@ -4,12 +4,24 @@ use std::time::Duration;
 
 use arqon_core::presence::Presence;
 use arqon_core::rollout::Rollout;
-use arqon_core::session::SessionMachine;
+use arqon_core::session::{SessionConfig, SessionMachine};
 use stateright::Model;
 
 use crate::cluster::{self, ClusterConfig};
 use crate::machine_model::{self, Checkable, MachineModel};
 use crate::run::{self, Bound, Outcome};
+
+/// The session machine as explored: one protocol error and one slow drop tolerated, so the
+/// closing rows are within a few events.
+pub fn session_machine() -> SessionMachine {
+    SessionMachine {
+        config: SessionConfig {
+            max_protocol_errors: 1,
+            slow_consumer_threshold: 1,
+            ..SessionConfig::default()
+        },
+    }
+}
 
 /// The models, by name.
 pub const MODELS: &[&str] = &["session", "presence", "rollout", "cluster"];
@@ -41,10 +53,12 @@ fn machine_bound(name: &str, depth: Depth) -> Bound {
         Depth::Default => Bound {
             depth: default,
             timeout: Duration::from_secs(20),
+            max_states: 2_000_000,
         },
         Depth::Deep => Bound {
             depth: deep,
-            timeout: Duration::from_secs(600),
+            timeout: Duration::from_mins(10),
+            max_states: 50_000_000,
         },
     }
 }
@@ -56,13 +70,15 @@ fn cluster_setup(depth: Depth) -> (ClusterConfig, Bound) {
             Bound {
                 depth: 14,
                 timeout: Duration::from_secs(45),
+                max_states: 1_500_000,
             },
         ),
         Depth::Deep => (
             ClusterConfig::deep(),
             Bound {
                 depth: 22,
-                timeout: Duration::from_secs(1_800),
+                timeout: Duration::from_mins(30),
+                max_states: 50_000_000,
             },
         ),
     }
@@ -83,7 +99,7 @@ where
 /// Checks the named model.
 pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
     Ok(match name {
-        "session" => machine(name, SessionMachine::default(), depth),
+        "session" => machine(name, session_machine(), depth),
         "presence" => machine(name, Presence::default(), depth),
         "rollout" => machine(name, Rollout, depth),
         "cluster" => {
@@ -102,7 +118,7 @@ pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
 /// Serves stateright's Explorer for the named model on `address` (blocks while it serves).
 pub fn explore(name: &str, address: &str) -> Result<(), SuiteError> {
     match name {
-        "session" => serve(MachineModel::new(SessionMachine::default()), address),
+        "session" => serve(MachineModel::new(session_machine()), address),
         "presence" => serve(MachineModel::new(Presence::default()), address),
         "rollout" => serve(MachineModel::new(Rollout), address),
         "cluster" => serve(

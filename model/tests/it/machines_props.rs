@@ -1,0 +1,45 @@
+//! Property tests: arbitrary event sequences (fixed seed) keep every invariant of every machine.
+
+use arqon_core::machine::{Explore, drive};
+use arqon_core::presence::Presence;
+use arqon_core::rollout::Rollout;
+use arqon_model::suite::session_machine;
+use proptest::collection::vec;
+use proptest::prelude::any;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+fn holds<M: Explore>(machine: &M, seed: u8) {
+    let config = Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
+    );
+    let result = runner.run(&vec(any::<u8>(), 0..48), |picks| {
+        drive(machine, &picks).map_err(|(at, v)| {
+            proptest::test_runner::TestCaseError::fail(format!("step {at}: {v}"))
+        })?;
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+}
+
+// AC-PRESENCE-8
+#[test]
+fn presence_invariants_hold_for_arbitrary_sequences() {
+    holds(&Presence::default(), 1);
+}
+
+// AC-ROLLOUT-7
+#[test]
+fn rollout_invariants_hold_for_arbitrary_sequences() {
+    holds(&Rollout, 2);
+}
+
+#[test]
+fn session_invariants_hold_for_arbitrary_sequences() {
+    holds(&session_machine(), 3);
+}
