@@ -166,6 +166,7 @@ impl Spine for EmbeddedSpine {
             id,
         };
         let messages = futures_util::stream::poll_fn(move |cx| {
+            // The stream owns the registration: dropping the subscription deregisters the queue.
             let _owned = &registration;
             rx.poll_recv(cx).map(|next| next.inspect(trace_receive))
         });
