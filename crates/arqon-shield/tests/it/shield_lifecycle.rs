@@ -130,12 +130,7 @@ async fn text_json_and_garbage_get_error_envelopes_then_the_connection_is_closed
     let (mut marker, _) = connect(&node, &token("acme", "marker", 60)).await;
     marker.join("lobby").await;
     marker.publish("lobby", b"MARKER").await;
-    let first = watcher
-        .expect(|body| match body {
-            Body::Message(m) => Some(m.payload.clone()),
-            _ => None,
-        })
-        .await;
+    let first = watcher.next_message().await;
     assert_eq!(&first[..], b"MARKER");
     assert_eq!(
         node.metrics()
@@ -166,12 +161,7 @@ async fn an_oversized_frame_closes_the_connection_and_routes_nothing() {
     let (mut marker, _) = connect(&node, &token("acme", "marker", 60)).await;
     marker.join("lobby").await;
     marker.publish("lobby", b"MARKER").await;
-    let first = watcher
-        .expect(|body| match body {
-            Body::Message(m) => Some(m.payload.clone()),
-            _ => None,
-        })
-        .await;
+    let first = watcher.next_message().await;
     assert_eq!(&first[..], b"MARKER");
     drop((watcher, marker));
     node.shutdown().await;

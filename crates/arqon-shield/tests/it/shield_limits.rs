@@ -46,12 +46,7 @@ async fn payload_over_the_limit_and_publish_rate_get_typed_errors_and_route_noth
     }
     // B saw the three allowed messages in order and none of the refused ones.
     for i in 0..3u8 {
-        let m = b
-            .expect(|body| match body {
-                Body::Message(m) => Some(m.payload.clone()),
-                _ => None,
-            })
-            .await;
+        let m = b.next_message().await;
         assert_eq!(&m[..], &[b'0' + i]);
     }
     assert_eq!(node.metrics().errors_sent.get("RATE_LIMITED"), 1);

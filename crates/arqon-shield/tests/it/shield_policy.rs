@@ -43,12 +43,7 @@ async fn policy_blocks_malware_routes_clean_messages_and_fails_closed_per_tenant
     // US3-2: a clean message is routed, and it is the first thing B sees.
     let id = a.publish("lobby", b"hello").await;
     a.expect_ack(&id).await;
-    let first = b
-        .expect(|body| match body {
-            Body::Message(m) => Some(m.payload.clone()),
-            _ => None,
-        })
-        .await;
+    let first = b.next_message().await;
     assert_eq!(&first[..], b"hello");
 
     // US3-3: a policy that never finishes, or one that cannot load, blocks (fail closed).

@@ -284,6 +284,15 @@ impl Client {
         .await
     }
 
+    /// The payload of the next delivered message, skipping other envelopes.
+    pub(crate) async fn next_message(&mut self) -> Bytes {
+        self.expect(|body| match body {
+            Body::Message(m) => Some(m.payload.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits for a delivered message whose payload is `payload`; returns the envelope.
     pub(crate) async fn expect_message(&mut self, payload: &[u8]) -> Envelope {
         self.expect_envelope(
