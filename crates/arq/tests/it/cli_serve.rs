@@ -134,3 +134,24 @@ fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn ac_cli_10_serve_refuses_policy_chains_it_cannot_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[node]\nid = \"n1\"\ndev = true\nlisten = \"127.0.0.1:0\"\n[policy]\nglobal = [\"forbid.wasm\"]\n",
+    )
+    .expect("write");
+    let (code, stdout, stderr) = run(&["serve", "--config", "p.toml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("fail closed"), "{stderr}");
+    // Neither --config nor --dev: a usage error naming both.
+    let (code, _, stderr) = run(&["serve"], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--config") && stderr.contains("--dev"),
+        "{stderr}"
+    );
+}
