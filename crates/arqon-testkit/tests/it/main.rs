@@ -7,6 +7,7 @@
     reason = "test helpers fail the test"
 )]
 
+mod testkit_jwt;
 mod testkit_nats;
 mod testkit_proxy;
 mod testkit_ws;
