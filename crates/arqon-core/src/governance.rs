@@ -6,6 +6,8 @@
 //! messages to the tenant's `gov.down` subject, reply errors to senders, count. Rollouts in flight are
 //! driven by the [`Rollout`] machine.
 
+pub mod data_plane;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
