@@ -54,6 +54,7 @@ pub struct DevKeys {
     private: RsaPrivateKey,
     encoding: EncodingKey,
     public: Jwk,
+    jwks_json: String,
 }
 
 impl fmt::Debug for DevKeys {
@@ -105,11 +106,16 @@ impl DevKeys {
         let kid = public.thumbprint(ThumbprintHash::SHA256).map_err(crypto)?;
         public.common.key_id = Some(kid.clone());
         public.common.public_key_use = Some(PublicKeyUse::Signature);
+        let set = JwkSet {
+            keys: vec![public.clone()],
+        };
+        let jwks_json = serde_json::to_string_pretty(&set).map_err(crypto)?;
         Ok(Self {
             kid,
             private,
             encoding,
             public,
+            jwks_json,
         })
     }
 
@@ -134,10 +140,7 @@ impl DevKeys {
 
     /// A JWKS holding the public key, as pretty JSON.
     pub fn to_jwks_json(&self) -> String {
-        let set = JwkSet {
-            keys: vec![self.public.clone()],
-        };
-        serde_json::to_string_pretty(&set).unwrap_or_default()
+        self.jwks_json.clone()
     }
 
     /// The public key as a verification [`Jwks`].

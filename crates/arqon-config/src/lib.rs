@@ -81,6 +81,9 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A configuration built in code could not be written as TOML.
+    #[error("cannot write the configuration as TOML: {0}")]
+    Serialize(String),
     /// The text is not valid TOML, does not match the schema, or fails a range or combination check.
     #[error("{}", render(origin, problems))]
     Invalid {
@@ -95,7 +98,7 @@ impl ConfigError {
     /// The problems, when the text was read.
     pub fn problems(&self) -> &[Problem] {
         match self {
-            Self::Read { .. } => &[],
+            Self::Read { .. } | Self::Serialize(_) => &[],
             Self::Invalid { problems, .. } => problems,
         }
     }
@@ -219,18 +222,18 @@ impl Config {
 
     /// Runs the range and combination checks on a configuration built in code.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let text = self.to_toml();
+        let text = self.to_toml()?;
         Self::from_toml_str(&text, "<config>").map(|_| ())
     }
 
     /// The configuration as TOML text.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|error| ConfigError::Serialize(error.to_string()))
     }
 
     /// The JSON Schema of `arqon.toml`, for editors.
     pub fn json_schema() -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+        schemars::schema_for!(Config).to_value()
     }
 
     /// Where verification keys come from: the JWKS file or inline JWKS, else (dev mode) the dev keys.

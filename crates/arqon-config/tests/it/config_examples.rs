@@ -40,7 +40,8 @@ fn ac_config_8_dev_default_is_valid_and_round_trips() {
     let settings = dev.verifier_settings();
     assert_eq!(settings.issuer, arqon_auth::DEV_ISSUER);
     assert_eq!(settings.audience, arqon_auth::DEV_AUDIENCE);
-    let again = Config::from_toml_str(&dev.to_toml(), "round-trip").expect("round trip");
+    let again =
+        Config::from_toml_str(&dev.to_toml().expect("toml"), "round-trip").expect("round trip");
     assert_eq!(again, dev);
     // The default (non-dev) config is refused: no TLS, no JWKS.
     assert!(Config::default().check().is_err());
