@@ -12,6 +12,7 @@ use arqon_proto::{
     decode_client_frame, decode_envelope, encode_envelope,
 };
 use bytes::Bytes;
+use prost::Message as _;
 
 fn header() -> Header {
     Header {
@@ -591,4 +592,35 @@ fn decode_envelope_accepts_server_frames_for_clients() {
     );
     let bytes = encode_envelope(&drain);
     assert_eq!(decode_envelope(bytes, 1024), Ok(drain));
+}
+
+// AC-PROTOCOL-16
+#[test]
+fn fields_from_a_newer_minor_are_ignored_and_unknown_bodies_refused() {
+    let known = envelope(header(), publish("general", b"hi"));
+    let expected = decode(&known).unwrap();
+    // A new header field (tag 20, string) and a new envelope field (tag 99, varint) from a newer
+    // MINOR: append them the way a newer encoder would.
+    let mut newer_header = header().encode_to_vec();
+    newer_header.extend([0xa2, 0x01, 3, b'n', b'e', b'w']);
+    let mut frame = vec![0x0a, u8::try_from(newer_header.len()).unwrap()];
+    frame.extend(newer_header);
+    frame.extend(encode_envelope(&Envelope {
+        header: None,
+        ..known
+    }));
+    frame.extend([0x98, 0x06, 0x01]);
+    assert_eq!(decode_bytes(frame), Ok(expected));
+
+    // A body this server does not know (tag 90, an empty message).
+    let mut frame = encode_envelope(&Envelope {
+        header: Some(header()),
+        body: None,
+    })
+    .to_vec();
+    frame.extend([0xd2, 0x05, 0x00]);
+    assert_eq!(
+        decode_bytes(frame),
+        Err(ProtocolError::MissingField { field: "body" })
+    );
 }
