@@ -137,19 +137,28 @@ pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The files under `root` whose content differs from `files` (missing ones included).
+pub(crate) fn stale(root: &Path, files: &[Rendered]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|file| {
+            std::fs::read_to_string(root.join(&file.path))
+                .ok()
+                .as_deref()
+                != Some(file.content.as_str())
+        })
+        .map(|file| file.path.clone())
+        .collect()
+}
+
 /// Writes the files, or with `--check` fails naming every file that would change.
 pub(crate) fn run(args: &GenArgs) -> anyhow::Result<bool> {
     let root = repo_root();
-    let mut stale = Vec::new();
-    for file in all()? {
+    let files = all()?;
+    let stale = stale(&root, &files);
+    for file in files.iter().filter(|f| stale.contains(&f.path)) {
         let path = root.join(&file.path);
-        let current = std::fs::read_to_string(&path).ok();
-        if current.as_deref() == Some(file.content.as_str()) {
-            continue;
-        }
-        if args.check {
-            stale.push(file.path);
-        } else {
+        if !args.check {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -159,7 +168,7 @@ pub(crate) fn run(args: &GenArgs) -> anyhow::Result<bool> {
             println!("wrote {}", file.path);
         }
     }
-    if !stale.is_empty() {
+    if args.check && !stale.is_empty() {
         for path in &stale {
             eprintln!("{path} is out of date with arqon-core; run `cargo xtask gen`");
         }
@@ -189,17 +198,35 @@ mod tests {
         );
     }
 
+    // AC-MACHINES-1
     #[test]
     fn committed_files_match_the_definitions() {
         // The same check CI runs with `cargo xtask gen --check`.
-        let root = repo_root();
-        for file in all().unwrap() {
-            let current = std::fs::read_to_string(root.join(&file.path)).unwrap_or_default();
-            assert!(
-                current == file.content,
-                "{} is out of date; run `cargo xtask gen`",
-                file.path
-            );
+        let stale = stale(&repo_root(), &all().unwrap());
+        assert!(
+            stale.is_empty(),
+            "out of date, run `cargo xtask gen`: {stale:?}"
+        );
+    }
+
+    // AC-MACHINES-1
+    #[test]
+    fn a_drifted_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = all().unwrap();
+        for file in &files {
+            let path = dir.path().join(&file.path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &file.content).unwrap();
         }
+        assert!(stale(dir.path(), &files).is_empty());
+        let edited = dir.path().join("state_machines/rollout.md");
+        let text = std::fs::read_to_string(&edited).unwrap();
+        std::fs::write(
+            &edited,
+            text.replace("| `idle` | `propose`", "| `idle` | `proposal`"),
+        )
+        .unwrap();
+        assert_eq!(stale(dir.path(), &files), ["state_machines/rollout.md"]);
     }
 }

@@ -161,3 +161,55 @@ fn report(outcomes: &[Outcome], deep: bool, total_ms: u128) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use arqon_model::run::{Bound, Verdict};
+
+    use super::*;
+
+    fn outcome(verdict: Verdict, trace: Option<&str>) -> Outcome {
+        Outcome {
+            model: "rollout".to_owned(),
+            property: "percent-within-max".to_owned(),
+            expectation: "always",
+            verdict,
+            states: 120,
+            unique_states: 106,
+            depth: 9,
+            bound: Bound {
+                depth: 9,
+                timeout: std::time::Duration::from_secs(20),
+                max_states: 1_000,
+            },
+            complete: true,
+            elapsed_ms: 7,
+            trace: trace.map(str::to_owned),
+        }
+    }
+
+    // AC-MACHINES-4
+    #[test]
+    fn every_property_line_has_verdict_states_depth_and_time() {
+        let text = line(&outcome(Verdict::Holds, None));
+        for part in [
+            "percent-within-max",
+            "holds",
+            "states=120",
+            "depth=9",
+            "7ms",
+        ] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+        let md = report(
+            &[outcome(Verdict::Violated, Some("   0. start: idle\n"))],
+            false,
+            7,
+        );
+        assert!(md.contains(
+            "| rollout | percent-within-max | always | violated | 120 | 106 | 9 | 9 | 7 |"
+        ));
+        assert!(md.contains("### rollout / percent-within-max (counterexample)"));
+        assert!(md.contains("0. start: idle"));
+    }
+}

@@ -23,16 +23,19 @@ fn assert_full<M: Machine>(coverage: &Coverage<M>) {
     );
 }
 
+// AC-MACHINES-2
 #[test]
 fn every_rollout_transition_fires() {
     assert_full(&explore(&Rollout, 10));
 }
 
+// AC-MACHINES-2
 #[test]
 fn every_presence_transition_fires() {
     assert_full(&explore(&Presence::default(), 5));
 }
 
+// AC-MACHINES-2
 #[test]
 fn every_session_transition_fires() {
     assert_full(&explore(&session_machine(), 7));

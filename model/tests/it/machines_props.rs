@@ -27,18 +27,19 @@ fn holds<M: Explore>(machine: &M, seed: u8) {
     assert!(result.is_ok(), "{result:?}");
 }
 
-// AC-PRESENCE-8
+// AC-PRESENCE-8, AC-MACHINES-5
 #[test]
 fn presence_invariants_hold_for_arbitrary_sequences() {
     holds(&Presence::default(), 1);
 }
 
-// AC-ROLLOUT-7
+// AC-ROLLOUT-7, AC-MACHINES-5
 #[test]
 fn rollout_invariants_hold_for_arbitrary_sequences() {
     holds(&Rollout, 2);
 }
 
+// AC-MACHINES-5
 #[test]
 fn session_invariants_hold_for_arbitrary_sequences() {
     holds(&session_machine(), 3);

@@ -84,7 +84,7 @@ fn find<'a>(outcomes: &'a [Outcome], property: &str) -> &'a Outcome {
     outcomes.iter().find(|o| o.property == property).unwrap()
 }
 
-// AC-ROLLOUT-7
+// AC-ROLLOUT-7, AC-MACHINES-3
 #[test]
 fn a_rollout_that_exceeds_max_percent_is_caught_with_a_readable_trace() {
     let outcomes = run::check(
@@ -111,7 +111,7 @@ fn a_rollout_that_exceeds_max_percent_is_caught_with_a_readable_trace() {
     assert_eq!(find(&real, "percent-within-max").verdict, Verdict::Holds);
 }
 
-// AC-PRESENCE-9
+// AC-PRESENCE-9, AC-MACHINES-3
 #[test]
 fn a_presence_that_forgets_a_leave_breaks_convergence_in_the_cluster() {
     let mut config = ClusterConfig::small();
