@@ -137,3 +137,116 @@ async fn health_ready_and_metrics_routes() {
     );
     node.shutdown().await;
 }
+
+// AC-SHIELD-16
+#[tokio::test]
+async fn readyz_fails_while_the_spine_is_unreachable() {
+    let mut server = arqon_testkit::NatsServer::start().await.unwrap();
+    let mut config = support::config();
+    config.spine.kind = arqon_config::SpineKind::Nats;
+    config.spine.nats_urls = vec![server.url()];
+    let node = support::start(config).await;
+    assert_eq!(http_get(&node, "/readyz").await.0, 200);
+    server.kill().await.unwrap();
+    // The spine reports the disconnect as an event; readiness follows it.
+    tokio::time::timeout(support::WAIT, async {
+        while http_get(&node, "/readyz").await.0 != 503 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("readyz never failed");
+    assert_eq!(http_get(&node, "/healthz").await.0, 200);
+    server.restart().await.unwrap();
+    tokio::time::timeout(support::WAIT, async {
+        while http_get(&node, "/readyz").await.0 != 200 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("readyz never recovered");
+    node.shutdown().await;
+}
+
+// AC-SHIELD-19
+#[tokio::test]
+async fn tls_listener_serves_wss_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut config = support::config();
+    config.tls = Some(arqon_config::TlsConfig {
+        cert: cert.clone(),
+        key,
+    });
+    let node = support::start(config).await;
+    assert!(node.socket_url().starts_with("wss://"));
+
+    let pem = std::fs::read(&cert).unwrap();
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for der in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let client_config = tokio_rustls::rustls::ClientConfig::builder_with_provider(
+        std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()),
+    )
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+    let tcp = tokio::net::TcpStream::connect(node.local_addr())
+        .await
+        .unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            node.socket_url(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token("acme", "alice", 60))
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls).await.unwrap();
+    let first = tokio::time::timeout(support::WAIT, futures_util::StreamExt::next(&mut ws))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let envelope =
+        <arqon_proto::v1::Envelope as prost::Message>::decode(first.into_data()).unwrap();
+    assert!(matches!(envelope.body, Some(Body::Welcome(_))));
+    drop(ws);
+    node.shutdown().await;
+}
