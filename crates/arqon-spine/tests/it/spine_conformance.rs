@@ -10,7 +10,7 @@ use arqon_spine::{
 };
 use arqon_testkit::NatsServer;
 
-use crate::common::{expect_numbered, publish, publish_numbered, recv, room, tenant};
+use crate::common::{expect_numbered, number, publish, publish_numbered, recv, room, tenant};
 
 /// What a case runs against.
 pub(crate) struct Bus {
@@ -151,6 +151,67 @@ async fn ac_spine_8_each_subscriber_gets_one_copy(bus: Bus) {
     }
 }
 
+/// One step of the seeded random workload.
+#[derive(Debug)]
+enum Op {
+    Subscribe(usize),
+    Drop(usize),
+    Publish(usize),
+}
+
+// AC-SPINE-5 AC-SPINE-7 AC-SPINE-8: a seeded random mix of subscribes, drops and publishes; every
+// live subscription gets exactly the messages of its subject published while it lived, in order.
+async fn ac_spine_5_random_workload_matches_the_model(bus: Bus) {
+    use rand::{Rng, SeedableRng};
+    let subjects = [
+        room("acme", "a"),
+        room("acme", "b"),
+        room("globex", "a"),
+        Subject::presence(&tenant("globex")),
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5B1E_0005);
+    // (subject index, subscription, expected numbers)
+    let mut live: Vec<(usize, arqon_spine::Subscription, Vec<u32>)> = Vec::new();
+    for n in 0..400u32 {
+        let op = match rng.gen_range(0..10) {
+            0..=1 => Op::Subscribe(rng.gen_range(0..subjects.len())),
+            2 if !live.is_empty() => Op::Drop(rng.gen_range(0..live.len())),
+            _ => Op::Publish(rng.gen_range(0..subjects.len())),
+        };
+        match op {
+            Op::Subscribe(s) => {
+                // Earlier publishes must reach the bus before the new interest does.
+                bus.a.flush().await.unwrap();
+                live.push((s, bus.b.subscribe(&subjects[s]).await.unwrap(), Vec::new()));
+            }
+            Op::Drop(i) => drop(live.swap_remove(i)),
+            Op::Publish(s) => {
+                publish(&*bus.a, &subjects[s], &n.to_be_bytes()).await;
+                for (_, _, expected) in live.iter_mut().filter(|(t, _, _)| *t == s) {
+                    expected.push(n);
+                }
+            }
+        }
+    }
+    let checked: usize = live.iter().map(|(_, _, expected)| expected.len()).sum();
+    assert!(live.len() >= 3 && checked >= 100, "the seed gives a vacuous workload");
+    let marker = u32::MAX;
+    for subject in &subjects {
+        publish(&*bus.a, subject, &marker.to_be_bytes()).await;
+    }
+    for (s, sub, expected) in &mut live {
+        for &n in expected.iter() {
+            assert_eq!(number(&recv(sub).await), n, "on {}", subjects[*s]);
+        }
+        assert_eq!(
+            number(&recv(sub).await),
+            marker,
+            "an extra message on {}",
+            subjects[*s]
+        );
+    }
+}
+
 // AC-SPINE-15
 async fn ac_spine_15_connected_with_no_reconnects(bus: Bus) {
     for spine in [&bus.a, &bus.b] {
@@ -190,4 +251,5 @@ conformance!(
     ac_spine_7_dropped_subscription_releases_interest,
     ac_spine_8_each_subscriber_gets_one_copy,
     ac_spine_15_connected_with_no_reconnects,
+    ac_spine_5_random_workload_matches_the_model,
 );
