@@ -348,4 +348,23 @@ impl AuditStore {
             )),
         })
     }
+
+    /// Reads `tenant`'s chain and verifies it (`arq gov audit --verify`): the records, or the
+    /// first bad one as [`AuditLogError::Chain`]. For `JetStream` this also checks the chain ends
+    /// at the stream's last sequence.
+    pub async fn verify(&self, tenant: &TenantId) -> Result<Vec<AuditRecord>, AuditLogError> {
+        match self {
+            Self::Dir(dir) => {
+                let records = FileAuditLog::read_path(&FileAuditLog::path_for(dir, tenant)).await?;
+                verify(&records)?;
+                Ok(records)
+            }
+            Self::JetStream(client) => {
+                JetStreamAuditLog::open(client.clone(), tenant)
+                    .await?
+                    .verify_stored()
+                    .await
+            }
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use arqon_brain::audit_log::{AuditLogError, FileAuditLog};
+use arqon_brain::audit_log::{AuditLogError, AuditStore, FileAuditLog};
 use arqon_core::audit::{AuditEntry, AuditFault, verify};
 use arqon_proto::names::TenantId;
 
@@ -40,6 +40,8 @@ async fn file_log_round_trips_across_reopen_and_names_an_edit() {
     assert!(verify(&records).is_ok());
     assert_eq!(records[3], fourth);
     assert_eq!(records[3].prev_hash, records[2].hash);
+    let store = AuditStore::Dir(dir.path().to_path_buf());
+    assert_eq!(store.verify(&tenant).await.unwrap(), records);
     let path = log.path().to_path_buf();
     assert_eq!(path, FileAuditLog::path_for(dir.path(), &tenant));
     drop(log);

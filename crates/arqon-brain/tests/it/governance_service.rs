@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arqon_brain::audit_log::{AuditStore, JetStreamAuditLog};
+use arqon_brain::audit_log::AuditStore;
 use arqon_brain::governance::{ROLE_HEADER, system_now};
 use arqon_brain::governance_service::{GovernanceService, GovernanceServiceError};
 use arqon_core::governance::{GovRole, Principal, Rules, proposal_digest};
@@ -151,8 +151,7 @@ async fn operator_decides_through_the_service_over_nats_with_jetstream_audit() {
 
 /// The tenant's `JetStream` chain verifies and tells the whole story, in order.
 async fn assert_story(client: async_nats::Client, tenant: &TenantId) {
-    let log = JetStreamAuditLog::open(client, tenant).await.unwrap();
-    let records = log.verify_stored().await.unwrap();
+    let records = AuditStore::JetStream(client).verify(tenant).await.unwrap();
     let outcomes: Vec<(&str, &str)> = records
         .iter()
         .map(|r| (r.record.kind.as_str(), r.record.outcome.as_str()))
