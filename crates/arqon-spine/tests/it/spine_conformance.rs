@@ -194,7 +194,10 @@ async fn ac_spine_5_random_workload_matches_the_model(bus: Bus) {
         }
     }
     let checked: usize = live.iter().map(|(_, _, expected)| expected.len()).sum();
-    assert!(live.len() >= 3 && checked >= 100, "the seed gives a vacuous workload");
+    assert!(
+        live.len() >= 3 && checked >= 100,
+        "the seed gives a vacuous workload"
+    );
     let marker = u32::MAX;
     for subject in &subjects {
         publish(&*bus.a, subject, &marker.to_be_bytes()).await;
