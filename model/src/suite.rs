@@ -45,9 +45,9 @@ pub enum Depth {
 
 fn machine_bound(name: &str, depth: Depth) -> Bound {
     let (default, deep) = match name {
-        "session" => (7, 10),
-        "presence" => (6, 8),
-        _ => (9, 14),
+        "session" => (12, 15),
+        "presence" => (10, 12),
+        _ => (14, 20),
     };
     match depth {
         Depth::Default => Bound {
@@ -69,8 +69,8 @@ fn cluster_setup(depth: Depth) -> (ClusterConfig, Bound) {
             ClusterConfig::small(),
             Bound {
                 depth: 14,
-                timeout: Duration::from_secs(45),
-                max_states: 1_500_000,
+                timeout: Duration::from_secs(60),
+                max_states: 4_000_000,
             },
         ),
         Depth::Deep => (
