@@ -27,6 +27,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
+// AC-CLI-2
 #[test]
 fn ac_cli_2_auth_gen_prints_a_verifiable_token() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -65,6 +66,7 @@ fn ac_cli_2_auth_gen_prints_a_verifiable_token() {
     assert_eq!(claims.tenant.as_str(), "dev");
 }
 
+// AC-CLI-2
 #[test]
 fn ac_cli_2_auth_gen_uses_default_dev_keys_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -78,6 +80,7 @@ fn ac_cli_2_auth_gen_uses_default_dev_keys_dir() {
     );
 }
 
+// AC-CLI-3
 #[test]
 fn ac_cli_3_keys_gen_writes_pair_and_refuses_overwrite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -108,6 +111,7 @@ fn ac_cli_3_keys_gen_writes_pair_and_refuses_overwrite() {
     assert_ne!(replaced, pem);
 }
 
+// AC-CLI-7
 #[test]
 fn ac_cli_7_bad_arguments_exit_2_naming_the_argument() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -129,6 +133,7 @@ fn ac_cli_7_bad_arguments_exit_2_naming_the_argument() {
     );
 }
 
+// AC-CLI-9
 #[test]
 fn ac_cli_9_auth_gen_follows_a_node_config() {
     let dir = tempfile::tempdir().expect("tempdir");

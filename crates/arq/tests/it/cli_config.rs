@@ -12,6 +12,7 @@ fn deploy(name: &str) -> String {
         .to_string()
 }
 
+// AC-CLI-4
 #[test]
 fn ac_cli_4_config_check_exit_codes_and_messages() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -59,6 +60,7 @@ fn ac_cli_4_config_check_exit_codes_and_messages() {
     );
 }
 
+// AC-CLI-5
 #[test]
 fn ac_cli_5_config_schema_prints_the_json_schema() {
     let dir = tempfile::tempdir().expect("tempdir");

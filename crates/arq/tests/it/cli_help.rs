@@ -2,6 +2,7 @@
 
 use crate::run;
 
+// AC-CLI-1
 #[test]
 fn ac_cli_1_help_lists_commands_without_ansi_when_piped() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -24,6 +25,7 @@ fn ac_cli_1_help_lists_commands_without_ansi_when_piped() {
     assert!(forced.contains('\u{1b}'), "--color always gives no colour");
 }
 
+// AC-CLI-6
 #[test]
 fn ac_cli_6_completions_for_each_shell() {
     let dir = tempfile::tempdir().expect("tempdir");

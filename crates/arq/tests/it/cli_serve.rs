@@ -52,6 +52,7 @@ impl Drop for Guard {
     }
 }
 
+// AC-CLI-8
 #[test]
 fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -135,6 +136,7 @@ fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
 }
 
+// AC-CLI-10
 #[test]
 fn ac_cli_10_serve_refuses_policy_chains_it_cannot_load() {
     let dir = tempfile::tempdir().expect("tempdir");

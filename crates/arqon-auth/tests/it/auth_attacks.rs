@@ -18,6 +18,7 @@ fn with(field: &str, value: serde_json::Value) -> serde_json::Value {
     claims
 }
 
+// AC-AUTH-1
 #[test]
 fn ac_auth_1_valid_token_gives_typed_claims() {
     let token = KEY_A.mint(&claims()).expect("mint");
@@ -28,6 +29,7 @@ fn ac_auth_1_valid_token_gives_typed_claims() {
     assert_eq!(got.role, Role::User);
 }
 
+// AC-AUTH-2
 #[test]
 fn ac_auth_2_alg_none_is_refused() {
     let token = forge::alg_none(&claims().to_json(), KEY_A.kid());
@@ -38,6 +40,7 @@ fn ac_auth_2_alg_none_is_refused() {
     assert_eq!(refused(&token), AuthError::AlgorithmRefused { alg: "none" });
 }
 
+// AC-AUTH-3
 #[test]
 fn ac_auth_3_hs256_signed_with_public_key_is_refused() {
     let claims = claims().to_json();
@@ -53,6 +56,7 @@ fn ac_auth_3_hs256_signed_with_public_key_is_refused() {
     }
 }
 
+// AC-AUTH-4
 #[test]
 fn ac_auth_4_expired_token_is_refused_after_leeway() {
     let v = verifier(&[&KEY_A]);
@@ -75,6 +79,7 @@ fn ac_auth_4_expired_token_is_refused_after_leeway() {
     );
 }
 
+// AC-AUTH-5
 #[test]
 fn ac_auth_5_token_not_yet_valid_is_refused() {
     let v = verifier(&[&KEY_A]);
@@ -87,6 +92,7 @@ fn ac_auth_5_token_not_yet_valid_is_refused() {
     assert!(v.verify(&token, NOW).is_ok(), "nbf inside the leeway");
 }
 
+// AC-AUTH-6
 #[test]
 fn ac_auth_6_wrong_issuer_is_refused() {
     let token = KEY_A
@@ -95,6 +101,7 @@ fn ac_auth_6_wrong_issuer_is_refused() {
     assert_eq!(refused(&token), AuthError::WrongIssuer);
 }
 
+// AC-AUTH-7
 #[test]
 fn ac_auth_7_wrong_audience_is_refused() {
     let token = KEY_A.mint_json(&with("aud", json!("other"))).expect("mint");
@@ -111,6 +118,7 @@ fn ac_auth_7_wrong_audience_is_refused() {
     assert_eq!(got.aud, vec!["other".to_owned(), AUD.to_owned()]);
 }
 
+// AC-AUTH-8
 #[test]
 fn ac_auth_8_unknown_or_missing_kid_is_refused() {
     let token = KEY_B.mint(&claims()).expect("mint");
@@ -122,6 +130,7 @@ fn ac_auth_8_unknown_or_missing_kid_is_refused() {
     assert_eq!(refused(&format!("{header}.{rest}")), AuthError::MissingKid);
 }
 
+// AC-AUTH-9
 #[test]
 fn ac_auth_9_garbage_truncated_oversized_and_tampered_are_refused() {
     let real = KEY_A.mint(&claims()).expect("mint");
@@ -153,6 +162,7 @@ fn ac_auth_9_garbage_truncated_oversized_and_tampered_are_refused() {
     assert_eq!(refused(&flipped), AuthError::BadSignature);
 }
 
+// AC-AUTH-10
 #[test]
 fn ac_auth_10_rotation_accepts_both_kids_and_binds_kid_to_key() {
     let v = verifier(&[&KEY_A, &KEY_B]);
@@ -166,6 +176,7 @@ fn ac_auth_10_rotation_accepts_both_kids_and_binds_kid_to_key() {
     assert_eq!(v.verify(&mislabelled, NOW), Err(AuthError::BadSignature));
 }
 
+// AC-AUTH-11
 #[test]
 fn ac_auth_11_refresh_must_keep_sub_and_tenant() {
     let v = verifier(&[&KEY_A]);
@@ -199,6 +210,7 @@ fn ac_auth_11_refresh_must_keep_sub_and_tenant() {
     assert_eq!(error.reason(), "expired");
 }
 
+// AC-AUTH-12
 #[test]
 fn ac_auth_12_claims_outside_grammar_are_refused() {
     for (field, value, claim) in [
@@ -229,6 +241,7 @@ fn ac_auth_12_claims_outside_grammar_are_refused() {
     }
 }
 
+// AC-AUTH-14
 #[test]
 fn ac_auth_14_errors_never_contain_token_text() {
     let real = KEY_A.mint(&claims()).expect("mint");

@@ -13,6 +13,7 @@ fn check(
     assert_eq!(got, expect, "{authorization:?} {protocol:?}");
 }
 
+// AC-AUTH-13
 #[test]
 fn ac_auth_13_bearer_header_and_subprotocol_carriers() {
     use Carrier::{AuthorizationHeader as Header, Subprotocol as Proto};
@@ -52,6 +53,7 @@ fn ac_auth_13_bearer_header_and_subprotocol_carriers() {
     assert_eq!(SUBPROTOCOL, "arqon.v1");
 }
 
+// AC-AUTH-14
 #[test]
 fn ac_auth_14_presented_token_debug_is_redacted() {
     let presented = extract_token(Some("Bearer secret-token-text"), None).expect("token");

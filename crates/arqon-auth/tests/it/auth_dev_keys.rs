@@ -4,6 +4,7 @@ use arqon_auth::{DevKeys, JWKS_FILE, Jwks, JwksError, PRIVATE_KEY_FILE, Verifier
 
 use crate::{KEY_A, NOW, claims, settings};
 
+// AC-AUTH-15
 #[test]
 fn ac_auth_15_saved_keys_load_and_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -36,6 +37,7 @@ fn ac_auth_15_saved_keys_load_and_verify() {
     }
 }
 
+// AC-AUTH-15
 #[test]
 fn ac_auth_15_pem_round_trip_keeps_kid() {
     let pem = KEY_A.to_private_pem().expect("pem");

@@ -35,6 +35,7 @@ fn dev_base_is_valid() {
     assert_eq!(problems(DEV), Vec::new());
 }
 
+// AC-CONFIG-1
 #[test]
 fn ac_config_1_unknown_key_is_rejected_with_key_and_line() {
     check(
@@ -58,6 +59,7 @@ fn ac_config_1_unknown_key_is_rejected_with_key_and_line() {
     );
 }
 
+// AC-CONFIG-2
 #[test]
 fn ac_config_2_bad_duration_and_size_name_key_and_line() {
     check(
@@ -86,6 +88,7 @@ fn ac_config_2_bad_duration_and_size_name_key_and_line() {
     );
 }
 
+// AC-CONFIG-3
 #[test]
 fn ac_config_3_out_of_range_value_names_key_and_line() {
     check(
@@ -122,6 +125,7 @@ fn ac_config_3_out_of_range_value_names_key_and_line() {
     );
 }
 
+// AC-CONFIG-4
 #[test]
 fn ac_config_4_missing_tls_outside_dev_is_rejected() {
     let text =
@@ -137,6 +141,7 @@ fn ac_config_4_missing_tls_outside_dev_is_rejected() {
     assert!(found[0].2.contains("missing field `key`"), "{found:?}");
 }
 
+// AC-CONFIG-5
 #[test]
 fn ac_config_5_combination_checks() {
     // Outside dev: JWKS, issuer and audience are required (three problems, in order), located at
@@ -197,6 +202,7 @@ fn ac_config_5_combination_checks() {
     );
 }
 
+// AC-CONFIG-6
 #[test]
 fn ac_config_6_errors_render_file_line_key_reason() {
     let error =

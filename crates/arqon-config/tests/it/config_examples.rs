@@ -10,6 +10,7 @@ fn deploy(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+// AC-CONFIG-7
 #[test]
 fn ac_config_7_example_configs_parse() {
     let example = Config::load(&deploy("arqon.example.toml")).expect("example");
@@ -32,6 +33,7 @@ fn ac_config_7_example_configs_parse() {
     assert_eq!(dev.spine.kind, SpineKind::Embedded);
 }
 
+// AC-CONFIG-8
 #[test]
 fn ac_config_8_dev_default_is_valid_and_round_trips() {
     let dev = Config::dev_default();

@@ -2,6 +2,7 @@
 
 use arqon_config::Config;
 
+// AC-CONFIG-9
 #[test]
 fn ac_config_9_json_schema_snapshot() {
     let schema = Config::json_schema();
