@@ -1,0 +1,136 @@
+//! The systems under test as real processes: an `arq serve` node and a nats-server WebSocket listener.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use arqon_testkit::free_port;
+
+/// A child process killed on drop.
+pub(crate) struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size in KiB, from /proc/<pid>/status.
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `arq serve` with limits opened wide for load, and returns it with its socket URL.
+pub(crate) fn start_node(arq: &Path, dir: &Path, jwks: &Path) -> anyhow::Result<(Proc, String)> {
+    let config = dir.join("bench-node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[node]
+id = "bench"
+listen = "127.0.0.1:0"
+dev = true
+
+[auth]
+jwks_file = "{jwks}"
+issuer = "{iss}"
+audience = "{aud}"
+
+[spine]
+kind = "embedded"
+
+[limits]
+max_connections = 19000
+accept = {{ per_sec = 100000, burst = 100000 }}
+outbound_queue_depth = 4096
+slow_consumer_threshold = 100000
+
+[limits.tenant_defaults]
+max_connections = 19000
+max_connections_per_user = 19000
+connection_publish = {{ per_sec = 1000000, burst = 1000000 }}
+tenant_publish = {{ per_sec = 1000000, burst = 1000000 }}
+
+[session]
+heartbeat_interval = "60s"
+idle_timeout = "300s"
+
+[telemetry]
+log_format = "json"
+log_level = "warn"
+"#,
+            jwks = jwks.display(),
+            iss = arqon_auth::DEV_ISSUER,
+            aud = arqon_auth::DEV_AUDIENCE,
+        ),
+    )?;
+    let mut child = Command::new(arq)
+        .args(["--color", "never", "serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot run {}", arq.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let proc = Proc { child };
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(url) = line.trim().strip_prefix("socket:") {
+            return Ok((proc, url.trim().to_owned()));
+        }
+    }
+    bail!("arq serve exited before printing its socket URL")
+}
+
+/// Starts nats-server with only a WebSocket listener of interest, as in shared/peers/nats-ws.conf.
+pub(crate) fn start_nats_ws(nats_server: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
+    let ws_port = free_port()?;
+    let config: PathBuf = dir.join("nats-ws.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "host: 127.0.0.1\nport: -1\nmax_connections: 1000000\nmax_payload: 1MB\nmax_pending: 64MB\n\
+             write_deadline: \"10s\"\nwebsocket {{\n  listen: \"127.0.0.1:{ws_port}\"\n  no_tls: true\n  compression: false\n}}\n"
+        ),
+    )?;
+    let child = Command::new(nats_server)
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", nats_server.display()))?;
+    let proc = Proc { child };
+    wait_for_port(ws_port)?;
+    Ok((proc, format!("ws://127.0.0.1:{ws_port}")))
+}
+
+/// Waits (bounded) until something accepts TCP connections on `port`.
+fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("nothing listens on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,231 @@
+//! The four workloads of issue 4, each run identically against every target.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::{BufMut as _, Bytes, BytesMut};
+use futures_util::future::join_all;
+use tokio::task::JoinSet;
+
+use crate::client::{Conn, Target};
+use crate::stats::{Samples, Summary};
+
+/// Sizes of one run.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub(crate) struct Profile {
+    pub(crate) handshakes: usize,
+    pub(crate) handshake_concurrency: usize,
+    pub(crate) subscribers: usize,
+    pub(crate) publish_rate: u32,
+    pub(crate) publish_secs: u64,
+    pub(crate) payload_bytes: usize,
+    pub(crate) throughput_secs: u64,
+    pub(crate) idle_connections: usize,
+}
+
+impl Profile {
+    pub(crate) const QUICK: Self = Self {
+        handshakes: 200,
+        handshake_concurrency: 50,
+        subscribers: 5,
+        publish_rate: 500,
+        publish_secs: 2,
+        payload_bytes: 64,
+        throughput_secs: 2,
+        idle_connections: 500,
+    };
+    pub(crate) const FULL: Self = Self {
+        handshakes: 5_000,
+        handshake_concurrency: 500,
+        subscribers: 10,
+        publish_rate: 5_000,
+        publish_secs: 10,
+        payload_bytes: 64,
+        throughput_secs: 5,
+        idle_connections: 10_000,
+    };
+}
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// A payload that carries its send time (ns since the run's base) in its first 8 bytes.
+fn stamped(size: usize) -> Bytes {
+    let mut buf = BytesMut::with_capacity(size.max(8));
+    buf.put_u64(u64::try_from(base().elapsed().as_nanos()).unwrap_or(u64::MAX));
+    buf.resize(size.max(8), b'x');
+    buf.freeze()
+}
+
+fn age(payload: &[u8]) -> Option<Duration> {
+    let sent = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
+    let now = u64::try_from(base().elapsed().as_nanos()).ok()?;
+    Some(Duration::from_nanos(now.saturating_sub(sent)))
+}
+
+/// (a) Handshake latency under a connect storm: TCP + upgrade + auth (RS256 for ArqonBus) + ready.
+pub(crate) async fn handshake(target: &Target, profile: Profile) -> anyhow::Result<(Summary, f64)> {
+    let started = Instant::now();
+    let per_worker = profile.handshakes / profile.handshake_concurrency;
+    let mut workers = JoinSet::new();
+    for _ in 0..profile.handshake_concurrency {
+        let target = target.clone();
+        workers.spawn(async move {
+            let mut samples = Samples::default();
+            for _ in 0..per_worker {
+                let t0 = Instant::now();
+                let conn = Conn::open(&target).await?;
+                samples.push(t0.elapsed());
+                conn.close().await;
+            }
+            anyhow::Ok(samples)
+        });
+    }
+    let mut all = Samples::default();
+    while let Some(done) = workers.join_next().await {
+        all.extend(done??);
+    }
+    let summary = all.summary();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = summary.count as f64 / started.elapsed().as_secs_f64();
+    Ok((summary, rate))
+}
+
+async fn room_with_subscribers(target: &Target, room: &str, n: usize) -> anyhow::Result<(Conn, Vec<Conn>)> {
+    let mut publisher = Conn::open(target).await?;
+    publisher.join(room).await?;
+    let mut subscribers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut conn = Conn::open(target).await?;
+        conn.join(room).await?;
+        subscribers.push(conn);
+    }
+    Ok((publisher, subscribers))
+}
+
+/// (b) Publish→deliver latency at a fixed publish rate, fanned out to every subscriber.
+pub(crate) async fn pubsub_latency(target: &Target, profile: Profile) -> anyhow::Result<(Summary, f64)> {
+    let room = "bench-latency";
+    let (mut publisher, subscribers) = room_with_subscribers(target, room, profile.subscribers).await?;
+    let total = usize::try_from(u64::from(profile.publish_rate) * profile.publish_secs)?;
+    let expected = total;
+    let receivers = subscribers.into_iter().map(|mut conn| {
+        tokio::spawn(async move {
+            let mut samples = Samples::default();
+            let mut received = 0;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(profile.publish_secs + 10);
+            while received < expected {
+                match tokio::time::timeout_at(deadline, conn.deliveries.recv()).await {
+                    Ok(Some(payload)) => {
+                        received += 1;
+                        if let Some(latency) = age(&payload) {
+                            samples.push(latency);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            samples
+        })
+    });
+    let receivers: Vec<_> = receivers.collect();
+    // Tokio timers tick at 1 ms: publish rate/1000 messages per tick.
+    let per_tick = (profile.publish_rate / 1000).max(1) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    let mut sent = 0;
+    while sent < total {
+        ticker.tick().await;
+        for _ in 0..per_tick.min(total - sent) {
+            publisher.publish(room, stamped(profile.payload_bytes)).await?;
+            sent += 1;
+        }
+    }
+    let mut all = Samples::default();
+    for samples in join_all(receivers).await {
+        all.extend(samples.context("receiver panicked")?);
+    }
+    let summary = all.summary();
+    #[allow(clippy::cast_precision_loss)]
+    let delivered = summary.count as f64 / (expected * profile.subscribers) as f64;
+    publisher.close().await;
+    Ok((summary, delivered))
+}
+
+/// (c) Throughput: publish as fast as the socket takes it; count deliveries per second across subscribers.
+pub(crate) async fn throughput(target: &Target, profile: Profile) -> anyhow::Result<(f64, f64)> {
+    let room = "bench-throughput";
+    let (mut publisher, subscribers) = room_with_subscribers(target, room, profile.subscribers).await?;
+    let started = Instant::now();
+    let run_for = Duration::from_secs(profile.throughput_secs);
+    let counters: Vec<_> = subscribers
+        .into_iter()
+        .map(|mut conn| {
+            tokio::spawn(async move {
+                let mut count = 0u64;
+                let mut last = Instant::now();
+                let quiet = Duration::from_secs(2);
+                while let Ok(Some(_)) = tokio::time::timeout(quiet, conn.deliveries.recv()).await {
+                    count += 1;
+                    last = Instant::now();
+                }
+                (count, last)
+            })
+        })
+        .collect();
+    let mut sent = 0u64;
+    let payload = Bytes::from(vec![b'x'; profile.payload_bytes]);
+    while started.elapsed() < run_for {
+        for _ in 0..256 {
+            publisher.publish(room, payload.clone()).await?;
+            sent += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut delivered = 0u64;
+    let mut finished = started;
+    for counted in join_all(counters).await {
+        let (count, last) = counted.context("counter panicked")?;
+        delivered += count;
+        finished = finished.max(last);
+    }
+    publisher.close().await;
+    #[allow(clippy::cast_precision_loss)]
+    let rate = delivered as f64 / (finished - started).as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let share = delivered as f64 / (sent * profile.subscribers as u64) as f64;
+    Ok((rate, share))
+}
+
+/// (d) Memory: the server's RSS growth per idle authenticated connection.
+pub(crate) async fn idle_memory(
+    target: &Target,
+    profile: Profile,
+    rss_kib: impl Fn() -> anyhow::Result<u64>,
+) -> anyhow::Result<(u64, f64)> {
+    let before = rss_kib()?;
+    let mut conns = Vec::with_capacity(profile.idle_connections);
+    let mut opening = JoinSet::new();
+    let batch = 200;
+    let mut remaining = profile.idle_connections;
+    while remaining > 0 {
+        for _ in 0..batch.min(remaining) {
+            let target = target.clone();
+            opening.spawn(async move { Conn::open(&target).await });
+            remaining -= 1;
+        }
+        while let Some(opened) = opening.join_next().await {
+            conns.push(opened??);
+        }
+    }
+    let after = rss_kib()?;
+    let growth = after.saturating_sub(before);
+    #[allow(clippy::cast_precision_loss)]
+    let per_conn = growth as f64 / conns.len() as f64;
+    for conn in conns {
+        conn.close().await;
+    }
+    Ok((after, per_conn))
+}

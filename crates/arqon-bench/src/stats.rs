@@ -1,0 +1,67 @@
+//! Latency samples and their percentiles, reported in microseconds.
+
+use std::time::Duration;
+
+/// A set of latency samples.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Samples {
+    micros: Vec<u64>,
+}
+
+/// Percentiles of a sample set, in microseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct Summary {
+    pub(crate) count: usize,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
+    pub(crate) p999_us: u64,
+    pub(crate) max_us: u64,
+}
+
+impl Samples {
+    pub(crate) fn push(&mut self, latency: Duration) {
+        self.micros.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn extend(&mut self, other: Samples) {
+        self.micros.extend(other.micros);
+    }
+
+    pub(crate) fn summary(&self) -> Summary {
+        let mut sorted = self.micros.clone();
+        sorted.sort_unstable();
+        Summary {
+            count: sorted.len(),
+            p50_us: percentile(&sorted, 50.0),
+            p99_us: percentile(&sorted, 99.0),
+            p999_us: percentile(&sorted, 99.9),
+            max_us: sorted.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted samples; 0 for none.
+fn percentile(sorted: &[u64], pct: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut s = Samples::default();
+        for us in 1..=1000 {
+            s.push(Duration::from_micros(us));
+        }
+        let sum = s.summary();
+        assert_eq!((sum.count, sum.p50_us, sum.p99_us, sum.p999_us, sum.max_us), (1000, 500, 990, 999, 1000));
+        assert_eq!(Samples::default().summary().p99_us, 0);
+    }
+}
