@@ -149,3 +149,87 @@ async fn one_spine_subscription_per_room_shared_by_local_members_and_released_by
     drop((a, b));
     node.shutdown().await;
 }
+
+/// Records presence effects and wakes waiters.
+#[derive(Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<(&'static str, String, String)>>,
+    changed: tokio::sync::Notify,
+}
+
+impl arqon_shield::PresenceHook for Recorder {
+    fn join(&self, member: &arqon_shield::PresenceMember, room: &arqon_proto::names::RoomName) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(("join", member.user.to_string(), room.to_string()));
+        self.changed.notify_waiters();
+    }
+    fn leave(&self, member: &arqon_shield::PresenceMember, room: &arqon_proto::names::RoomName) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(("leave", member.user.to_string(), room.to_string()));
+        self.changed.notify_waiters();
+    }
+}
+
+impl Recorder {
+    async fn wait_for(&self, count: usize) -> Vec<(&'static str, String, String)> {
+        tokio::time::timeout(support::WAIT, async {
+            loop {
+                let changed = self.changed.notified();
+                let seen = self.seen.lock().unwrap().clone();
+                if seen.len() >= count {
+                    return seen;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .unwrap()
+    }
+}
+
+// AC-SHIELD-20
+#[tokio::test]
+async fn presence_hook_sees_one_join_and_one_leave_per_room_including_on_disconnect() {
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let hooks = arqon_shield::Hooks {
+        presence: recorder.clone(),
+        ..arqon_shield::Hooks::default()
+    };
+    let spine: std::sync::Arc<dyn arqon_spine::Spine> =
+        std::sync::Arc::new(arqon_spine::EmbeddedSpine::new());
+    let node = arqon_shield::Node::start_with(support::config(), spine, hooks)
+        .await
+        .unwrap();
+    let (mut a, _) = connect(&node, &token("acme", "alice", 60)).await;
+    a.join("r1").await;
+    a.join("r2").await;
+    a.join("r1").await; // already in: no second presence join
+    let leave = a
+        .send(v1::Leave {
+            room: "r2".to_owned(),
+        })
+        .await;
+    a.expect_ack(&leave).await;
+    drop(a); // the disconnect leaves r1
+    let seen = recorder.wait_for(4).await;
+    let expect = |kind, room: &str| (kind, "alice".to_owned(), room.to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            expect("join", "r1"),
+            expect("join", "r2"),
+            expect("leave", "r2"),
+            expect("leave", "r1")
+        ]
+    );
+    node.shutdown().await;
+    assert_eq!(
+        recorder.seen.lock().unwrap().len(),
+        4,
+        "no leave reported twice"
+    );
+}
