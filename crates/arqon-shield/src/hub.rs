@@ -64,6 +64,9 @@ impl Outbox {
     }
 }
 
+/// Longest wait for the spine to confirm a new room subscription.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 type Members = Arc<RwLock<HashMap<u64, Outbox>>>;
 
 struct Room {
@@ -103,7 +106,18 @@ impl Hub {
             return Ok(());
         }
         let mut subscription = self.spine.subscribe(subject).await?;
-        self.spine.flush().await?;
+        // The flush makes the interest known to the server before the join is acknowledged. While
+        // the spine is disconnected it cannot complete; the subscription is then sent on reconnect,
+        // and the room lock is not held hostage.
+        if tokio::time::timeout(FLUSH_WAIT, self.spine.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                subject = subject.as_str(),
+                "spine flush timed out; subscription pending reconnect"
+            );
+        }
         let members: Members = Arc::new(RwLock::new(HashMap::from([(session, outbox)])));
         let shared = Arc::clone(&members);
         let metrics = Arc::clone(&self.metrics);
