@@ -21,7 +21,7 @@ pub(crate) struct GenArgs {
     /// Subject (user id) claim.
     #[arg(long, default_value = "dev-user", value_parser = UserId::parse)]
     sub: UserId,
-    /// Role claim: user, service or admin.
+    /// Role claim: user, service, admin, agent, dataplane, tier1 or operator.
     #[arg(long, default_value = "user", value_parser = parse_role)]
     role: Role,
     /// Lifetime, e.g. 30s, 15m, 1h.
@@ -72,7 +72,9 @@ fn mint_settings(args: &GenArgs) -> anyhow::Result<(PathBuf, String, String)> {
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    Role::parse(text).ok_or_else(|| format!("{text:?} is not one of user, service, admin"))
+    Role::parse(text).ok_or_else(|| {
+        format!("{text:?} is not one of user, service, admin, agent, dataplane, tier1, operator")
+    })
 }
 
 fn parse_ttl(text: &str) -> Result<arqon_config::Duration, String> {

@@ -83,14 +83,23 @@ pub(crate) fn run(args: &ServeArgs, color: Color) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
+    let token_hint = token_hint(args, &config);
+    runtime.block_on(serve(config, token_hint))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    let keys_hint = match config.jwks_source() {
-        JwksSource::DevKeys(dir) => Some(dir),
-        _ => None,
+/// The `arq auth gen` command that mints a token this node accepts (dev keys only).
+fn token_hint(args: &ServeArgs, config: &Config) -> Option<String> {
+    let JwksSource::DevKeys(dir) = config.jwks_source() else {
+        return None;
     };
+    let source = match &args.config {
+        Some(file) => format!("--config {}", file.display()),
+        None => format!("--keys {}", dir.display()),
+    };
+    Some(format!("arq auth gen {source} --tenant dev --sub alice"))
+}
+
+async fn serve(config: Config, token_hint: Option<String>) -> anyhow::Result<ExitCode> {
     let id = config.node.id.clone();
     let node = Node::start(config).await.context("cannot start the node")?;
     let addr = node.local_addr();
@@ -105,12 +114,8 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         writeln!(out, "  socket:  {}", node.socket_url())?;
         writeln!(out, "  health:  {scheme}://{addr}/healthz")?;
         writeln!(out, "  metrics: {scheme}://{addr}/metrics")?;
-        if let Some(dir) = keys_hint {
-            writeln!(
-                out,
-                "  token:   arq auth gen --keys {} --tenant dev --sub alice",
-                dir.display()
-            )?;
+        if let Some(command) = token_hint {
+            writeln!(out, "  token:   {command}")?;
         }
         writeln!(out, "stop with Ctrl-C or SIGTERM (graceful drain)")?;
         out.flush()?;

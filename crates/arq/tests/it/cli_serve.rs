@@ -52,13 +52,19 @@ impl Drop for Guard {
     }
 }
 
-// AC-CLI-8
-#[test]
-fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A running `arq serve`: its process guard, its address, and what it printed up to the token hint.
+struct Served {
+    guard: Guard,
+    addr: String,
+    token_command: Vec<String>,
+}
+
+/// Starts `arq serve <args>` in `cwd` and waits (with a timeout) until it prints its URL and token hint.
+fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("arq"))
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -77,28 +83,51 @@ fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
             }
         }
     });
-    let mut printed = Vec::new();
-    let addr = loop {
+    let mut addr = None;
+    loop {
         let line = lines
             .recv_timeout(WAIT)
-            .expect("serve prints its socket URL");
-        printed.push(line.clone());
-        if let Some(rest) = line.trim().strip_prefix("socket:") {
-            let url = rest.trim();
-            let addr = url
-                .trim_start_matches("ws://")
-                .trim_end_matches("/v1/socket");
-            break addr.to_owned();
+            .expect("serve prints its URL and a token command");
+        let line = line.trim();
+        if let Some(url) = line.strip_prefix("socket:") {
+            let url = url.trim().trim_start_matches("ws://");
+            addr = Some(url.trim_end_matches("/v1/socket").to_owned());
+        } else if let Some(command) = line.strip_prefix("token:") {
+            return Served {
+                guard,
+                addr: addr.expect("socket line before token line"),
+                // `arq auth gen …`: drop the program name.
+                token_command: command
+                    .split_whitespace()
+                    .skip(1)
+                    .map(str::to_owned)
+                    .collect(),
+            };
         }
-    };
-    // The next lines tell how to get a token for this node.
-    while !printed.iter().any(|line| line.contains("arq auth gen")) {
-        printed.push(
-            lines
-                .recv_timeout(WAIT)
-                .expect("serve prints a token command"),
-        );
     }
+}
+
+/// Runs the token command the node printed and returns the token.
+fn token_from_hint(served: &Served, cwd: &std::path::Path) -> String {
+    let args: Vec<&str> = served.token_command.iter().map(String::as_str).collect();
+    let (code, token, stderr) = run(&args, cwd);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    token.trim().to_owned()
+}
+
+fn upgrade(addr: &str, token: &str) -> String {
+    let headers = upgrade_headers(token);
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    request(addr, "/v1/socket", &headers)
+}
+
+// AC-CLI-8
+#[test]
+fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Served {
+        mut guard, addr, ..
+    } = serve(&["--dev", "--listen", "127.0.0.1:0"], dir.path());
 
     assert_eq!(request(&addr, "/healthz", &[]), "HTTP/1.1 200 OK");
     // The dev node trusts the dev keys it generated in its working directory.
@@ -107,13 +136,13 @@ fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
         dir.path(),
     );
     assert_eq!(code, 0, "{stderr}");
-    let headers = upgrade_headers(token.trim());
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     assert_eq!(
-        request(&addr, "/v1/socket", &headers),
+        upgrade(&addr, token.trim()),
         "HTTP/1.1 101 Switching Protocols"
     );
     // Without a token: 401 before the upgrade.
+    let headers = upgrade_headers("");
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     assert_eq!(
         request(&addr, "/v1/socket", &headers[..4]),
         "HTTP/1.1 401 Unauthorized"
@@ -134,6 +163,35 @@ fn ac_cli_8_serve_dev_answers_and_drains_on_sigterm() {
         .expect("arq serve exits after SIGTERM")
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
+}
+
+// AC-CLI-8
+#[test]
+fn ac_cli_8_serve_config_prints_a_token_command_that_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("node.toml"),
+        "[node]\nid = \"n1\"\ndev = true\nlisten = \"127.0.0.1:0\"\n[auth]\nissuer = \"own-iss\"\naudience = \"own-aud\"\ndev_keys_dir = \"keys\"\n",
+    )
+    .expect("write");
+    let served = serve(&["--config", "node.toml"], dir.path());
+    assert!(
+        served.token_command.iter().any(|arg| arg == "--config"),
+        "{:?}",
+        served.token_command
+    );
+    let token = token_from_hint(&served, dir.path());
+    assert_eq!(
+        upgrade(&served.addr, &token),
+        "HTTP/1.1 101 Switching Protocols"
+    );
+    // A dev-issuer token signed by the same keys is refused: the node judges its own issuer.
+    let (_, wrong, _) = run(&["auth", "gen", "--keys", "keys"], dir.path());
+    assert_eq!(
+        upgrade(&served.addr, wrong.trim()),
+        "HTTP/1.1 401 Unauthorized"
+    );
+    drop(served);
 }
 
 // AC-CLI-10
