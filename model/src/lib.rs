@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod coverage;
 pub mod machine_model;
+pub mod replicas;
 pub mod run;
 pub mod suite;
 

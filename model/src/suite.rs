@@ -9,6 +9,7 @@ use stateright::Model;
 
 use crate::cluster::{self, ClusterConfig};
 use crate::machine_model::{self, Checkable, MachineModel};
+use crate::replicas;
 use crate::run::{self, Bound, Outcome};
 
 /// The session machine as explored: one protocol error and one slow drop tolerated, so the
@@ -24,7 +25,7 @@ pub fn session_machine() -> SessionMachine {
 }
 
 /// The models, by name.
-pub const MODELS: &[&str] = &["session", "presence", "rollout", "cluster"];
+pub const MODELS: &[&str] = &["session", "presence", "rollout", "cluster", "replicas"];
 
 /// Why a model could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,7 @@ fn machine_bound(name: &str, depth: Depth) -> Bound {
     let (default, deep) = match name {
         "session" => (12, 15),
         "presence" => (10, 12),
+        "replicas" => (16, 24),
         _ => (14, 20),
     };
     match depth {
@@ -69,7 +71,7 @@ fn cluster_setup(depth: Depth) -> (ClusterConfig, Bound) {
             ClusterConfig::small(),
             Bound {
                 depth: 14,
-                timeout: Duration::from_secs(60),
+                timeout: Duration::from_mins(1),
                 max_states: 4_000_000,
             },
         ),
@@ -111,6 +113,12 @@ pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
                 cluster::describe,
             )
         }
+        "replicas" => run::check(
+            name,
+            replicas::replicas_model(),
+            machine_bound(name, depth),
+            replicas::describe,
+        ),
         other => return Err(SuiteError::UnknownModel(other.to_owned())),
     })
 }
@@ -125,6 +133,7 @@ pub fn explore(name: &str, address: &str) -> Result<(), SuiteError> {
             cluster::cluster(ClusterConfig::small(), cluster::real_presence()),
             address,
         ),
+        "replicas" => serve(replicas::replicas_model(), address),
         other => return Err(SuiteError::UnknownModel(other.to_owned())),
     }
     Ok(())

@@ -19,7 +19,17 @@ pub const MINUTE_US: u64 = 60_000_000;
 /// How a variant ramps up: start at `initial_bp`, add `increment_bp_per_minute` every minute,
 /// never exceed `max_bp`. Valid when `initial_bp <= max_bp <= FULL_BP`.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    Default,
 )]
 pub struct RolloutConfig {
     /// Starting share, bp.
@@ -83,7 +93,9 @@ fn percent_to_bp(percent: f64) -> Result<u32, RolloutRejection> {
 pub struct Digest(pub String);
 
 /// The proposal a rollout is about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ProposalRef {
     /// The proposal's id.
     pub id: String,
@@ -197,7 +209,9 @@ impl RolloutState {
 }
 
 /// An input to the rollout machine.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum RolloutEvent {
     /// A proposal arrived.
     Propose {

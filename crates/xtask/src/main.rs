@@ -20,9 +20,9 @@ struct Cli {
 enum Command {
     /// Run the ACES stages (specs/aces.md) and judge their facts with the Rego policies in policy/.
     Ci(ci::CiArgs),
-    /// Render state_machines/<machine>.{md,json} from the arqon-core definitions (`--check`: fail on drift).
+    /// Render `state_machines/<machine>.{md,json}` from the arqon-core definitions (`--check`: fail on drift).
     Gen(generate::GenArgs),
-    /// Run every stateright model and write target/verify/report.{md,json}.
+    /// Run every stateright model and write `target/verify/report.{md,json}`.
     Verify(verify::VerifyArgs),
 }
 

@@ -17,7 +17,7 @@ pub(crate) struct VerifyArgs {
     /// Use the deep bounds (minutes to hours) instead of the CI bounds.
     #[arg(long)]
     deep: bool,
-    /// Check only these models (default: all of session, presence, rollout, cluster).
+    /// Check only these models (default: all of session, presence, rollout, cluster, replicas).
     #[arg(long = "model")]
     models: Vec<String>,
     /// Serve stateright's Explorer on this model instead of checking.

@@ -48,3 +48,9 @@ fn session_model_holds() {
 fn cluster_model_holds() {
     check("cluster");
 }
+
+// AC-ROLLOUT-7
+#[test]
+fn replicas_model_holds() {
+    check("replicas");
+}
