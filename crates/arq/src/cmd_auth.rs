@@ -21,7 +21,7 @@ pub(crate) struct GenArgs {
     /// Subject (user id) claim.
     #[arg(long, default_value = "dev-user", value_parser = UserId::parse)]
     sub: UserId,
-    /// Role claim: user, service, admin, agent, dataplane, tier1 or operator.
+    /// Role claim: user, service, admin, or a governance role (agent, dataplane, tier1, operator).
     #[arg(long, default_value = "user", value_parser = parse_role)]
     role: Role,
     /// Lifetime, e.g. 30s, 15m, 1h.
@@ -73,7 +73,8 @@ fn mint_settings(args: &GenArgs) -> anyhow::Result<(PathBuf, String, String)> {
 
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| {
-        format!("{text:?} is not one of user, service, admin, agent, dataplane, tier1, operator")
+        let known: Vec<&str> = Role::ALL.iter().map(|role| role.as_str()).collect();
+        format!("{text:?} is not one of {}", known.join(", "))
     })
 }
 
