@@ -340,3 +340,40 @@ fn failure(
         None => otherwise(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostConfig;
+
+    const ALLOW_ALL: &str = include_str!("../fixtures/allow_all.wat");
+
+    // AC-POLICY-4
+    #[test]
+    fn an_exhausted_instance_pool_blocks_with_policy_memory() {
+        let host = PolicyHost::new(HostConfig {
+            pool_size: 1,
+            ..HostConfig::default()
+        })
+        .unwrap();
+        let policy = Policy::compile(&host, "allow", ALLOW_ALL.as_bytes()).unwrap();
+        let mut holder = policy.store();
+        let _held = policy.instantiate(&mut holder).unwrap();
+        let failure = policy.evaluate(&PROBE).unwrap_err();
+        assert_eq!(failure, PolicyFailure::Memory(MemoryFailure::PoolExhausted));
+        assert_eq!(failure.code_name(), "POLICY_MEMORY");
+        drop(holder);
+        assert_eq!(policy.evaluate(&PROBE), Ok(Decision::Allow));
+    }
+
+    #[test]
+    fn export_types_are_described_as_the_abi_table_writes_them() {
+        let host = PolicyHost::new(HostConfig::default()).unwrap();
+        let module = Module::new(&host.shared.engine, ALLOW_ALL).unwrap();
+        let described: Vec<String> = module.exports().map(|e| describe(&e.ty())).collect();
+        assert_eq!(
+            described,
+            ["memory32", "() -> i32", "(i32) -> i32", "(i32, i32) -> i64"]
+        );
+    }
+}
