@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{block, compile, describe, fixture, host, input, input_for, source};
 
+// AC-POLICY-1
 #[test]
 fn ac_policy_1_bad_words_blocks_malware_and_virus_and_allows_clean() {
     let host = host();
@@ -40,6 +41,7 @@ fn ac_policy_1_bad_words_blocks_malware_and_virus_and_allows_clean() {
     assert_eq!(BLOCKED_MESSAGE, "Message blocked by policy");
 }
 
+// AC-POLICY-7
 #[test]
 fn ac_policy_7_policies_run_in_order_and_the_first_block_wins() {
     let host = host();
@@ -72,6 +74,7 @@ fn ac_policy_7_policies_run_in_order_and_the_first_block_wins() {
     );
 }
 
+// AC-POLICY-8
 #[test]
 fn ac_policy_8_the_global_chain_runs_first_then_only_the_tenants_own_chain() {
     let host = host();
@@ -104,6 +107,7 @@ fn ac_policy_8_the_global_chain_runs_first_then_only_the_tenants_own_chain() {
     assert_eq!(set.evaluate(&input(b"malware")), Verdict::Allow);
 }
 
+// AC-POLICY-11
 #[test]
 fn ac_policy_11_list_shows_each_scope_in_order_with_module_hashes() {
     let host = host();
@@ -154,6 +158,7 @@ fn ac_policy_11_list_shows_each_scope_in_order_with_module_hashes() {
     assert!(listing[1].generation > listing[2].generation);
 }
 
+// AC-POLICY-12
 #[test]
 fn ac_policy_12_verdicts_and_latency_are_counted_by_verdict_and_reason() {
     let host = host();

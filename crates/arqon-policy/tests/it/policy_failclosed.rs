@@ -16,6 +16,7 @@ fn failure(verdict: Verdict) -> PolicyFailure {
     }
 }
 
+// AC-POLICY-2
 #[test]
 fn ac_policy_2_a_trap_blocks_with_policy_trap_and_the_host_keeps_serving() {
     let host = host();
@@ -28,6 +29,7 @@ fn ac_policy_2_a_trap_blocks_with_policy_trap_and_the_host_keeps_serving() {
     assert_eq!(again.code(), PolicyCode::Trap);
 }
 
+// AC-POLICY-3
 #[test]
 fn ac_policy_3_an_infinite_loop_is_stopped_with_policy_timeout_within_the_budget() {
     let budget = Duration::from_millis(20);
@@ -55,6 +57,7 @@ fn ac_policy_3_an_infinite_loop_is_stopped_with_policy_timeout_within_the_budget
     assert_eq!(chain.evaluate(&input(b"fine")), Verdict::Allow);
 }
 
+// AC-POLICY-4
 #[test]
 fn ac_policy_4_a_memory_bomb_is_blocked_with_policy_memory() {
     let limit = 4 << 20;
@@ -72,6 +75,7 @@ fn ac_policy_4_a_memory_bomb_is_blocked_with_policy_memory() {
     assert_eq!(chain.evaluate(&input(b"small")), Verdict::Allow);
 }
 
+// AC-POLICY-4
 #[test]
 fn ac_policy_4_an_input_over_the_limit_is_blocked_with_policy_memory() {
     let host = host_with(HostConfig {
@@ -93,6 +97,7 @@ fn refused(name: &str) -> LoadError {
     Policy::compile(&host(), name, &fixture(name)).unwrap_err()
 }
 
+// AC-POLICY-5
 #[test]
 fn ac_policy_5_wrong_exports_imports_and_versions_are_refused_with_policy_abi() {
     assert_eq!(
@@ -128,6 +133,7 @@ fn ac_policy_5_wrong_exports_imports_and_versions_are_refused_with_policy_abi() 
     }
 }
 
+// AC-POLICY-5
 #[test]
 fn ac_policy_5_a_chain_built_fail_closed_blocks_everything_with_policy_abi() {
     let host = host();
@@ -141,6 +147,7 @@ fn ac_policy_5_a_chain_built_fail_closed_blocks_everything_with_policy_abi() {
     assert_eq!(chain.listing()[0].failing_with, Some("POLICY_ABI"));
 }
 
+// AC-POLICY-6
 #[test]
 fn ac_policy_6_garbage_and_self_test_failures_are_refused_with_policy_load() {
     let host = host();
@@ -176,6 +183,7 @@ fn a_module_failing_its_self_test_by_trapping_is_refused_with_the_trap_code() {
     assert_eq!(error.code_name(), "POLICY_TRAP");
 }
 
+// AC-POLICY-13
 #[test]
 fn ac_policy_13_a_malformed_verdict_or_reason_is_blocked_with_policy_abi() {
     let host = host();

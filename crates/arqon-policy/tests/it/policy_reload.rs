@@ -36,6 +36,7 @@ fn observe(payload: &[u8], verdict: Verdict) -> Seen {
     }
 }
 
+// AC-POLICY-9
 #[test]
 fn ac_policy_9_hot_reload_under_concurrent_evaluations_sees_whole_chains_only() {
     const THREADS: usize = 4;
@@ -128,6 +129,7 @@ fn ac_policy_9_hot_reload_under_concurrent_evaluations_sees_whole_chains_only() 
     );
 }
 
+// AC-POLICY-9
 #[test]
 fn ac_policy_9_an_evaluation_in_flight_finishes_on_the_chain_it_started_with() {
     let host = host();
@@ -144,6 +146,7 @@ fn ac_policy_9_an_evaluation_in_flight_finishes_on_the_chain_it_started_with() {
     assert_eq!(set.evaluate(&input(b"malware")), Verdict::Allow);
 }
 
+// AC-POLICY-10
 #[test]
 fn ac_policy_10_a_refused_deploy_keeps_the_old_chain_in_force() {
     let host = host();
