@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use arqon_core::machine::{Explore, Machine};
 use arqon_core::presence::Presence;
-use arqon_core::rollout::explore::{RAMP, proposal};
-use arqon_core::rollout::{Digest, MINUTE_US, Rollout, RolloutEvent};
+use arqon_core::rollout::{MINUTE_US, Rollout, RolloutEvent};
 use arqon_model::coverage::{explore, render_trace};
+use arqon_model::replicas::script;
 use arqon_model::suite::session_machine;
 
 fn snapshot(name: &str, text: &str) {
@@ -55,16 +55,8 @@ fn session_rows() {
 // AC-ROLLOUT-2
 #[test]
 fn rollout_ramp_to_completion_then_emergency_stop() {
-    let mut events = vec![
-        RolloutEvent::Propose {
-            proposal: proposal(),
-        },
-        RolloutEvent::Approve {
-            proposal_id: "p1".to_owned(),
-            digest: Digest("d1".to_owned()),
-            config: RAMP,
-        },
-    ];
+    // The replicas model's proposal and approval, then a ramp minute by minute.
+    let mut events: Vec<RolloutEvent> = script().into_iter().take(2).collect();
     events.extend((0..6).map(|m| RolloutEvent::Step {
         now_us: m * MINUTE_US,
     }));
