@@ -182,3 +182,21 @@ fn ac_policy_12_verdicts_and_latency_are_counted_by_verdict_and_reason() {
     assert_eq!(metrics.evaluations(), 5);
     assert!(metrics.latency_sum_ns > 0);
 }
+
+// AC-POLICY-16
+#[test]
+fn ac_policy_16_tenant_room_sender_and_headers_reach_the_guest_where_the_layout_says() {
+    let host = host();
+    let chain = Chain::new([compile(&host, "echo_field")]);
+    let field = |selector: &[u8]| describe(chain.evaluate(&input(selector))).2.unwrap();
+    assert_eq!(field(b"0"), "acme");
+    assert_eq!(field(b"1"), "lobby");
+    assert_eq!(field(b"2"), "alice");
+    let mut headers = 2_u32.to_le_bytes().to_vec();
+    for text in ["message_id", "m-1", "content_type", "text/plain"] {
+        headers.extend(u32::try_from(text.len()).unwrap().to_le_bytes());
+        headers.extend(text.as_bytes());
+    }
+    assert_eq!(field(b"3").as_bytes(), headers.as_slice());
+    assert_eq!(chain.evaluate(&input(b"9")), Verdict::Allow);
+}
