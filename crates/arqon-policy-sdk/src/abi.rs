@@ -420,6 +420,19 @@ mod tests {
         assert_eq!(Packed::unpack(0), Ok(Packed::Allow));
     }
 
+    /// Fail closed at the boundary: only the exact value 0 means allow.
+    #[test]
+    fn no_nonzero_value_unpacks_to_allow() {
+        runner()
+            .run(&any::<i64>(), |value| {
+                if value != 0 {
+                    prop_assert_ne!(Packed::unpack(value), Ok(Packed::Allow));
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn payload_offset_and_length_sit_at_bytes_32_and_36() {
         let input = Input {
