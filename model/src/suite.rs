@@ -72,7 +72,8 @@ fn cluster_setup(depth: Depth) -> (ClusterConfig, Bound) {
             Bound {
                 depth: 14,
                 timeout: Duration::from_mins(1),
-                max_states: 4_000_000,
+                // About 2.5 GB of states: two engineers' test runs must fit the shared box.
+                max_states: 2_000_000,
             },
         ),
         Depth::Deep => (
@@ -80,7 +81,8 @@ fn cluster_setup(depth: Depth) -> (ClusterConfig, Bound) {
             Bound {
                 depth: 22,
                 timeout: Duration::from_mins(30),
-                max_states: 50_000_000,
+                // About 12 GB: a deep run wants the box to itself.
+                max_states: 10_000_000,
             },
         ),
     }
