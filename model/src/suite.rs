@@ -60,7 +60,7 @@ fn machine_bound(name: &str, depth: Depth) -> Bound {
         Depth::Deep => Bound {
             depth: deep,
             timeout: Duration::from_mins(10),
-            max_states: 50_000_000,
+            max_states: 10_000_000,
         },
     }
 }
