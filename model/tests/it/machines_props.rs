@@ -44,3 +44,37 @@ fn rollout_invariants_hold_for_arbitrary_sequences() {
 fn session_invariants_hold_for_arbitrary_sequences() {
     holds(&session_machine(), 3);
 }
+
+// AC-PRESENCE-8
+#[test]
+fn presence_apply_in_place_decides_exactly_as_step() {
+    use arqon_core::machine::Machine;
+    let machine = Presence::default();
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[4; 32]),
+    );
+    let result = runner.run(&vec(any::<u8>(), 0..48), |picks| {
+        let mut in_place = machine.initial();
+        let mut stepped = machine.initial();
+        for pick in picks {
+            let alphabet = machine.alphabet(&stepped);
+            let event = &alphabet[usize::from(pick) % alphabet.len()];
+            let applied = machine.apply(&mut in_place, event);
+            match machine.step(&stepped, event) {
+                Ok(step) => {
+                    proptest::prop_assert_eq!(applied, Ok(step.effects));
+                    stepped = step.state;
+                }
+                Err(rejection) => proptest::prop_assert_eq!(applied, Err(rejection)),
+            }
+            proptest::prop_assert_eq!(&in_place, &stepped);
+        }
+        Ok(())
+    });
+    assert!(result.is_ok(), "{result:?}");
+}
