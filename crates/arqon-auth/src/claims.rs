@@ -17,13 +17,30 @@ pub enum Role {
     Service,
     /// A tenant administrator: may also approve proposals and enforce.
     Admin,
+    /// A governance data-plane agent (Tier 2): telemetry, proposals, alerts.
+    Agent,
+    /// Same governance rights as `agent` (`specs/governance.md`).
+    Dataplane,
+    /// The safe executor (Tier 1): approvals, rejections, enforcement, catalog updates.
+    Tier1,
+    /// A human operator: the Tier-1 rights, and the admin API.
+    Operator,
 }
 
 impl Role {
-    /// Every role, in order of privilege.
-    pub const ALL: [Self; 3] = [Self::User, Self::Service, Self::Admin];
+    /// Every role: the room roles in order of privilege, then the governance roles.
+    pub const ALL: [Self; 7] = [
+        Self::User,
+        Self::Service,
+        Self::Admin,
+        Self::Agent,
+        Self::Dataplane,
+        Self::Tier1,
+        Self::Operator,
+    ];
 
-    /// Parses the `role` claim (`user`, `service` or `admin`).
+    /// Parses the `role` claim (`user`, `service`, `admin`, `agent`, `dataplane`, `tier1` or
+    /// `operator`).
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|role| role.as_str() == value)
     }
@@ -34,6 +51,10 @@ impl Role {
             Self::User => "user",
             Self::Service => "service",
             Self::Admin => "admin",
+            Self::Agent => "agent",
+            Self::Dataplane => "dataplane",
+            Self::Tier1 => "tier1",
+            Self::Operator => "operator",
         }
     }
 }

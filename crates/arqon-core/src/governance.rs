@@ -72,6 +72,13 @@ impl GovRole {
         }
     }
 
+    /// Whether a session with this role gets the tenant's downstream governance messages
+    /// (approvals, enforcement, catalog updates): data planes, Tier 1 and operators do; an
+    /// unprivileged session only ever gets the errors addressed to it.
+    pub fn receives_downstream(self) -> bool {
+        matches!(self, Self::DataPlane | Self::Tier1 | Self::Operator)
+    }
+
     /// The role's stable name (metrics, audit).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1172,6 +1179,14 @@ mod tests {
         assert_eq!(GovRole::from_claim("agent"), GovRole::DataPlane);
         assert_eq!(GovRole::from_claim("tier1"), GovRole::Tier1);
         assert_eq!(GovRole::from_claim("admin"), GovRole::Operator);
+        let receivers: Vec<GovRole> = GovRole::ALL
+            .into_iter()
+            .filter(|role| role.receives_downstream())
+            .collect();
+        assert_eq!(
+            receivers,
+            [GovRole::DataPlane, GovRole::Tier1, GovRole::Operator]
+        );
     }
 
     // AC-GOV-2
