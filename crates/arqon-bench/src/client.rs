@@ -59,9 +59,10 @@ impl Conn {
         };
         let mut request = url.as_str().into_client_request()?;
         if let Target::Arqon { token, .. } = target {
-            request
-                .headers_mut()
-                .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}"))?,
+            );
         }
         let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
             .await
@@ -95,8 +96,10 @@ impl Conn {
             next_id: 1,
         };
         if let Target::NatsWs { .. } = target {
-            conn.send_nats("CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nPING\r\n")
-                .await?;
+            conn.send_nats(
+                "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\nPING\r\n",
+            )
+            .await?;
             conn.wait_reply().await?;
         } else {
             tokio::time::timeout(TIMEOUT, ready_rx)
@@ -183,7 +186,6 @@ impl Conn {
         }
     }
 
-
     /// Closes the connection.
     pub(crate) async fn close(mut self) {
         let _ = self.sink.close().await;
@@ -198,8 +200,12 @@ async fn read_arqon(
 ) {
     let mut ready = Some(ready);
     while let Some(Ok(frame)) = stream.next().await {
-        let WsMessage::Binary(data) = frame else { continue };
-        let Ok(envelope) = Envelope::decode(data) else { continue };
+        let WsMessage::Binary(data) = frame else {
+            continue;
+        };
+        let Ok(envelope) = Envelope::decode(data) else {
+            continue;
+        };
         match envelope.body {
             Some(Body::Welcome(_)) => {
                 if let Some(tx) = ready.take() {
@@ -207,7 +213,7 @@ async fn read_arqon(
                 }
             }
             Some(Body::Message(message)) => {
-                let _ = deliveries.send(Bytes::from(message.payload));
+                let _ = deliveries.send(message.payload);
             }
             Some(Body::Ack(_) | Body::Error(_)) => {
                 let _ = replies.send(());
@@ -227,8 +233,7 @@ async fn read_nats(
     let mut buf: Vec<u8> = Vec::new();
     while let Some(Ok(frame)) = stream.next().await {
         buf.extend_from_slice(&frame.into_data());
-        loop {
-            let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else { break };
+        while let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") {
             let line = &buf[..line_end];
             if line.starts_with(b"MSG ") {
                 // MSG <subject> <sid> [reply-to] <#bytes>

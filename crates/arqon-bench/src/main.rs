@@ -59,11 +59,17 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     let issuer = JwtIssuer::new()?;
     let jwks = dir.path().join("jwks.json");
     issuer.write_jwks(&jwks)?;
-    let token = issuer.token("bench", "load", Role::User, Duration::from_secs(3600))?;
+    let token = issuer.token("bench", "load", Role::User, Duration::from_hours(1))?;
     let (node, node_url) = procs::start_node(&args.arq, dir.path(), &jwks)?;
     let (nats, nats_url) = procs::start_nats_ws(&args.nats_server, dir.path())?;
     let targets = [
-        (Target::Arqon { url: node_url, token }, &node),
+        (
+            Target::Arqon {
+                url: node_url,
+                token,
+            },
+            &node,
+        ),
         (Target::NatsWs { url: nats_url }, &nats),
     ];
     println!("profile: {profile:?}");
@@ -85,7 +91,10 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
             delivered * 100.0
         );
         let (tput, share) = scenarios::throughput(target, profile).await?;
-        println!("{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)", share * 100.0);
+        println!(
+            "{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)",
+            share * 100.0
+        );
         let (rss, per_conn) = scenarios::idle_memory(target, profile, || proc.rss_kib()).await?;
         println!(
             "{name:9} idle        {per_conn:>7.1} KiB per connection  (RSS {rss} KiB with {} idle connections)",
@@ -116,6 +125,8 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         "throughput": ratio(&["throughput_per_sec"]),
         "idle_kib_per_connection": ratio(&["idle_kib_per_connection"]),
     });
-    println!("ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {ratios}");
+    println!(
+        "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {ratios}"
+    );
     Ok(json!({ "profile": profile, "results": results, "ratios": ratios }))
 }

@@ -68,7 +68,7 @@ connection_publish = {{ per_sec = 1000000, burst = 1000000 }}
 tenant_publish = {{ per_sec = 1000000, burst = 1000000 }}
 
 [session]
-heartbeat_interval = "60s"
+heartbeat_interval = "30s"
 idle_timeout = "300s"
 
 [telemetry]
@@ -89,9 +89,12 @@ log_level = "warn"
         .with_context(|| format!("cannot run {}", arq.display()))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let proc = Proc { child };
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line?;
         if let Some(url) = line.trim().strip_prefix("socket:") {
+            // Keep reading, so the node never writes into a closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
             return Ok((proc, url.trim().to_owned()));
         }
     }

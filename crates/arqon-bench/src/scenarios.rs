@@ -94,7 +94,11 @@ pub(crate) async fn handshake(target: &Target, profile: Profile) -> anyhow::Resu
     Ok((summary, rate))
 }
 
-async fn room_with_subscribers(target: &Target, room: &str, n: usize) -> anyhow::Result<(Conn, Vec<Conn>)> {
+async fn room_with_subscribers(
+    target: &Target,
+    room: &str,
+    n: usize,
+) -> anyhow::Result<(Conn, Vec<Conn>)> {
     let mut publisher = Conn::open(target).await?;
     publisher.join(room).await?;
     let mut subscribers = Vec::with_capacity(n);
@@ -107,16 +111,21 @@ async fn room_with_subscribers(target: &Target, room: &str, n: usize) -> anyhow:
 }
 
 /// (b) Publish→deliver latency at a fixed publish rate, fanned out to every subscriber.
-pub(crate) async fn pubsub_latency(target: &Target, profile: Profile) -> anyhow::Result<(Summary, f64)> {
+pub(crate) async fn pubsub_latency(
+    target: &Target,
+    profile: Profile,
+) -> anyhow::Result<(Summary, f64)> {
     let room = "bench-latency";
-    let (mut publisher, subscribers) = room_with_subscribers(target, room, profile.subscribers).await?;
+    let (mut publisher, subscribers) =
+        room_with_subscribers(target, room, profile.subscribers).await?;
     let total = usize::try_from(u64::from(profile.publish_rate) * profile.publish_secs)?;
     let expected = total;
     let receivers = subscribers.into_iter().map(|mut conn| {
         tokio::spawn(async move {
             let mut samples = Samples::default();
             let mut received = 0;
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(profile.publish_secs + 10);
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_secs(profile.publish_secs + 10);
             while received < expected {
                 match tokio::time::timeout_at(deadline, conn.deliveries.recv()).await {
                     Ok(Some(payload)) => {
@@ -139,7 +148,9 @@ pub(crate) async fn pubsub_latency(target: &Target, profile: Profile) -> anyhow:
     while sent < total {
         ticker.tick().await;
         for _ in 0..per_tick.min(total - sent) {
-            publisher.publish(room, stamped(profile.payload_bytes)).await?;
+            publisher
+                .publish(room, stamped(profile.payload_bytes))
+                .await?;
             sent += 1;
         }
     }
@@ -157,7 +168,8 @@ pub(crate) async fn pubsub_latency(target: &Target, profile: Profile) -> anyhow:
 /// (c) Throughput: publish as fast as the socket takes it; count deliveries per second across subscribers.
 pub(crate) async fn throughput(target: &Target, profile: Profile) -> anyhow::Result<(f64, f64)> {
     let room = "bench-throughput";
-    let (mut publisher, subscribers) = room_with_subscribers(target, room, profile.subscribers).await?;
+    let (mut publisher, subscribers) =
+        room_with_subscribers(target, room, profile.subscribers).await?;
     let started = Instant::now();
     let run_for = Duration::from_secs(profile.throughput_secs);
     let counters: Vec<_> = subscribers

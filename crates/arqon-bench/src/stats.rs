@@ -20,7 +20,8 @@ pub(crate) struct Summary {
 
 impl Samples {
     pub(crate) fn push(&mut self, latency: Duration) {
-        self.micros.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        self.micros
+            .push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
     }
 
     pub(crate) fn extend(&mut self, other: Samples) {
@@ -32,21 +33,20 @@ impl Samples {
         sorted.sort_unstable();
         Summary {
             count: sorted.len(),
-            p50_us: percentile(&sorted, 50.0),
-            p99_us: percentile(&sorted, 99.0),
-            p999_us: percentile(&sorted, 99.9),
+            p50_us: percentile(&sorted, 500),
+            p99_us: percentile(&sorted, 990),
+            p999_us: percentile(&sorted, 999),
             max_us: sorted.last().copied().unwrap_or(0),
         }
     }
 }
 
-/// Nearest-rank percentile of sorted samples; 0 for none.
-fn percentile(sorted: &[u64], pct: f64) -> u64 {
+/// Nearest-rank percentile of sorted samples, in per-mille (990 = p99), in integers; 0 for none.
+fn percentile(sorted: &[u64], permille: usize) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
+    let rank = (permille * sorted.len()).div_ceil(1000);
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
@@ -61,7 +61,10 @@ mod tests {
             s.push(Duration::from_micros(us));
         }
         let sum = s.summary();
-        assert_eq!((sum.count, sum.p50_us, sum.p99_us, sum.p999_us, sum.max_us), (1000, 500, 990, 999, 1000));
+        assert_eq!(
+            (sum.count, sum.p50_us, sum.p99_us, sum.p999_us, sum.max_us),
+            (1000, 500, 990, 999, 1000)
+        );
         assert_eq!(Samples::default().summary().p99_us, 0);
     }
 }
