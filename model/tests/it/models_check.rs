@@ -54,3 +54,26 @@ fn cluster_model_holds() {
 fn replicas_model_holds() {
     check("replicas");
 }
+
+// AC-PRESENCE-9
+#[test]
+fn three_node_cluster_keeps_its_safety_properties_at_a_small_bound() {
+    use arqon_model::cluster::{self, ClusterConfig};
+    use arqon_model::run::{self, Bound};
+    let outcomes = run::check(
+        "cluster-3",
+        cluster::cluster(ClusterConfig::deep(), cluster::real_presence()),
+        Bound {
+            depth: 8,
+            timeout: std::time::Duration::from_mins(1),
+            max_states: 300_000,
+        },
+        cluster::describe,
+    );
+    let violated: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.expectation == "always" && !o.verdict.passed())
+        .map(|o| o.property.as_str())
+        .collect();
+    assert!(violated.is_empty(), "{violated:?}");
+}
