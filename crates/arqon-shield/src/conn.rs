@@ -22,6 +22,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::hooks::PresenceMember;
 use crate::hub::{Outbox, SlowSignal};
@@ -276,7 +277,33 @@ impl Driver {
             Some(Ok(Message::Text(_))) => self.decoded(Frame::Text, now_us),
             Some(Ok(Message::Binary(bytes))) => self.decoded(Frame::Binary(bytes), now_us),
         };
-        self.step(event).await;
+        let span = self.publish_span(&event);
+        self.step(event).instrument(span).await;
+    }
+
+    /// The `shield.publish` span of a publish (continuing the client's trace), else no span.
+    fn publish_span(&self, event: &SessionEvent) -> tracing::Span {
+        let SessionEvent::Publish {
+            room,
+            request,
+            payload_len,
+            ..
+        } = event
+        else {
+            return tracing::Span::none();
+        };
+        let client = self
+            .current
+            .as_ref()
+            .and_then(|current| current.header.trace.as_ref())
+            .map(|trace| (trace.traceparent.as_str(), trace.tracestate.as_str()));
+        crate::telemetry::publish_span(
+            self.identity.tenant.as_str(),
+            &format!("{}-r{request}", self.session_id),
+            room.as_str(),
+            usize::try_from(*payload_len).unwrap_or(usize::MAX),
+            client,
+        )
     }
 
     fn decoded(&mut self, frame: Frame, now_us: u64) -> SessionEvent {
@@ -408,6 +435,30 @@ impl Driver {
         }
     }
 
+    /// Runs the policy chain on the current publish under a `policy.check` span, counted.
+    fn check_policy(
+        &self,
+        room: &arqon_proto::names::RoomName,
+        request: u64,
+    ) -> arqon_core::session::PolicyVerdict {
+        let payload = self
+            .current_for(Some(request))
+            .and_then(|current| current.publish.as_ref())
+            .map(|(payload, _)| payload.clone())
+            .unwrap_or_default();
+        let span = crate::telemetry::policy_span();
+        let started = std::time::Instant::now();
+        let verdict = span.in_scope(|| {
+            self.shared
+                .hooks
+                .policy
+                .check(&self.identity.tenant, &self.identity.user, room, &payload)
+        });
+        let obs = &self.shared.metrics.obs;
+        obs.policy_checked(&span, started.elapsed(), &verdict);
+        verdict
+    }
+
     fn send_error(
         &mut self,
         code: v1::ErrorCode,
@@ -497,6 +548,7 @@ impl Driver {
                     .join(&subject, self.identity.session, self.outbox.clone())
                     .await;
                 if let Err(error) = joined {
+                    self.shared.metrics.obs.spine_errors.inc("subscribe");
                     tracing::warn!(session = %self.session_id, %error, "room subscription failed");
                     self.send_error(v1::ErrorCode::Internal, None, None);
                 }
@@ -506,17 +558,7 @@ impl Driver {
                 self.shared.hub.leave(&subject, self.identity.session).await;
             }
             SessionEffect::RunPolicy { room, request } => {
-                let payload = self
-                    .current_for(Some(request))
-                    .and_then(|current| current.publish.as_ref())
-                    .map(|(payload, _)| payload.clone())
-                    .unwrap_or_default();
-                let verdict = self.shared.hooks.policy.check(
-                    &self.identity.tenant,
-                    &self.identity.user,
-                    &room,
-                    &payload,
-                );
+                let verdict = self.check_policy(&room, request);
                 if verdict != arqon_core::session::PolicyVerdict::Allow {
                     inc(&self.shared.metrics.policy_blocked);
                 }
@@ -533,9 +575,13 @@ impl Driver {
                 stamp,
             } => self.publish(&room, request, &stamp).await,
             SessionEffect::PresenceJoin { room } => {
+                let _presence = crate::telemetry::presence_span("join", room.as_str()).entered();
+                self.shared.metrics.obs.presence_joined();
                 self.shared.hooks.presence.join(&self.member(), &room);
             }
             SessionEffect::PresenceLeave { room } => {
+                let _presence = crate::telemetry::presence_span("leave", room.as_str()).entered();
+                self.shared.metrics.obs.presence_left();
                 self.shared.hooks.presence.leave(&self.member(), &room);
             }
             SessionEffect::Close { code } => self.close_code = Some(code),
@@ -561,7 +607,7 @@ impl Driver {
             session_id: &session_id,
             timestamp_us: stamp.timestamp_us,
         };
-        let header = wire_stamp.header(&current.header, || stamp.default_twist_id.clone());
+        let mut header = wire_stamp.header(&current.header, || stamp.default_twist_id.clone());
         let mut headers = Headers::new();
         if let Some(trace) = &current.header.trace {
             let _ = headers.insert(TRACEPARENT, &trace.traceparent);
@@ -569,9 +615,14 @@ impl Driver {
                 let _ = headers.insert(TRACESTATE, &trace.tracestate);
             }
         }
+        let subject = Subject::room(&stamp.tenant, room);
+        let span = crate::telemetry::spine_publish_span(subject.as_str(), payload.len());
+        crate::telemetry::inject(&span, &mut headers, stamp.timestamp_us);
+        if let Some(own) = crate::telemetry::span_traceparent(&span) {
+            header.traceparent = own.to_string();
+        }
         let frame =
             arqon_proto::encode_envelope(&outbound::message(header, room, payload, content_type));
-        let subject = Subject::room(&stamp.tenant, room);
         // Put the frame back so the ack that follows can echo the request's ids.
         self.current = Some(current);
         match self
@@ -579,11 +630,13 @@ impl Driver {
             .hub
             .spine()
             .publish(&subject, headers, frame)
+            .instrument(span)
             .await
         {
             Ok(()) => inc(&self.shared.metrics.published),
             Err(error) => {
                 inc(&self.shared.metrics.publish_failures);
+                self.shared.metrics.obs.spine_errors.inc("publish");
                 tracing::warn!(session = %self.session_id, %error, "spine publish failed");
                 self.send_error(v1::ErrorCode::Internal, Some(request), None);
             }

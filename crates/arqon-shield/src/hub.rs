@@ -123,12 +123,16 @@ impl Hub {
         let metrics = Arc::clone(&self.metrics);
         let forward = tokio::spawn(async move {
             while let Some(message) = subscription.recv().await {
+                let delivery = crate::telemetry::Delivery::start(&message);
                 let Ok(members) = shared.read() else { break };
+                let mut queued = 0;
                 for outbox in members.values() {
                     if outbox.offer(message.payload.clone(), &metrics) {
                         inc(&metrics.delivered);
+                        queued += 1;
                     }
                 }
+                delivery.finish(&metrics.obs, members.len(), queued, crate::node::now_us());
             }
         });
         inc(&self.metrics.rooms_subscribed);

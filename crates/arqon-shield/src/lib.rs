@@ -13,6 +13,7 @@ mod hub;
 mod metrics;
 mod node;
 mod policy;
+pub mod telemetry;
 mod tls;
 
 pub use error::ShieldError;

@@ -33,6 +33,15 @@ impl LabelledCounter {
         self.0.lock().map_or(0, |counts| counts.values().sum())
     }
 
+    /// Appends this counter's Prometheus text as `name{label="…"}`.
+    pub(crate) fn render_into(&self, out: &mut String, name: &str, label: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (value, count) in self.snapshot() {
+            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+        }
+    }
+
     fn snapshot(&self) -> Vec<(&'static str, u64)> {
         self.0
             .lock()
@@ -58,6 +67,8 @@ macro_rules! metrics {
             pub sessions_closed: LabelledCounter,
             /// `arqonbus.shield.errors_sent{code}`: `Error` envelopes sent, by code.
             pub errors_sent: LabelledCounter,
+            /// Histograms and the metrics of other components (`telemetry.rs`).
+            pub obs: crate::telemetry::Observability,
         }
 
         impl Metrics {
@@ -82,6 +93,7 @@ macro_rules! metrics {
                         let _ = writeln!(out, "arqonbus_shield_{name}{{{label}=\"{value}\"}} {count}");
                     }
                 }
+                self.obs.render(&mut out);
                 out
             }
         }

@@ -32,6 +32,7 @@ use crate::hooks::Hooks;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::policy::WasmPolicy;
+use crate::telemetry::outcome;
 use crate::tls;
 
 /// Bytes a connection's WebSocket reader reserves (tungstenite's default is 128 KiB, which would
@@ -442,6 +443,8 @@ async fn socket(
         Err(rejection) => return rejection.into_response(),
     };
     let now = now_us();
+    let started_at = std::time::Instant::now();
+    let _connect = crate::telemetry::connect_span().entered();
     let verdict = shared
         .admission
         .lock()
@@ -454,6 +457,7 @@ async fn socket(
     } = verdict
     {
         shared.metrics.admission_rejections.inc(reason.as_str());
+        shared.metrics.obs.connect(outcome::REJECTED, reason.as_str());
         return unavailable(retry_after_ms);
     }
     shared.sessions.fetch_add(1, Ordering::AcqRel);
@@ -474,6 +478,7 @@ async fn socket(
     match (effects.next(), identity) {
         (Some(SessionEffect::AcceptUpgrade), Some(identity)) => {
             let max_frame = shared.settings.frame_limits.max_frame_bytes;
+            shared.metrics.obs.connected(identity.tenant.as_str());
             let accepted = Accepted {
                 identity,
                 state: step.state,
@@ -488,7 +493,10 @@ async fn socket(
                 .max_frame_size(max_frame)
                 .read_buffer_size(READ_BUFFER_BYTES)
                 .write_buffer_size(0)
-                .on_upgrade(move |socket| conn::run(driver, socket, accepted))
+                .on_upgrade(move |socket| {
+                    driver.metrics.obs.handshake.observe(started_at.elapsed());
+                    conn::run(driver, socket, accepted)
+                })
         }
         (
             Some(SessionEffect::RejectUpgrade {
@@ -500,10 +508,12 @@ async fn socket(
         ) => {
             if status == 401 {
                 shared.metrics.auth_failures.inc(reason);
+                shared.metrics.obs.connect(outcome::UNAUTHORIZED, reason);
                 tracing::info!(reason, "upgrade refused: unauthorized");
                 StatusCode::UNAUTHORIZED.into_response()
             } else {
                 shared.metrics.admission_rejections.inc(reason);
+                shared.metrics.obs.connect(outcome::REJECTED, reason);
                 unavailable(retry_after_ms.unwrap_or(1000))
             }
         }

@@ -1,0 +1,562 @@
+//! Observability of a Shield node beyond its plain counters: latency histograms, two-label and
+//! cross-component metrics, the spans of `specs/observability.md`, and W3C trace-context helpers
+//! that carry one trace across the envelope header and the spine's NATS headers.
+//!
+//! Spans are ordinary `tracing` spans at `info`; `arqon-telemetry` exports them through
+//! OpenTelemetry. Fields hold sizes, ids and fixed-set reasons only: never a token or a payload.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arqon_core::session::{ErrorCode, PolicyVerdict};
+use arqon_spine::{Headers, Message, TRACEPARENT, TRACESTATE};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::metrics::LabelledCounter;
+
+/// The spine header carrying the publish time (µs since the epoch) for the publish-to-deliver histogram.
+pub const PUBLISHED_US: &str = "arqon-published-us";
+
+/// Histogram bucket upper bounds, in seconds.
+pub const LATENCY_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A latency histogram over [`LATENCY_BUCKETS`], lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per-bucket (not cumulative) counts; the last slot is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one sample.
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let slot = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        if let Some(bucket) = self.buckets.get(slot) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_us.fetch_add(micros, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Samples recorded so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        if let Some(last) = self.buckets.last() {
+            cumulative += last.load(Ordering::Relaxed);
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        #[allow(clippy::cast_precision_loss)] // µs sums stay far below 2^52 for years of uptime
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// A counter keyed by two fixed labels.
+#[derive(Debug, Default)]
+pub struct PairCounter(Mutex<BTreeMap<(&'static str, &'static str), u64>>);
+
+impl PairCounter {
+    /// Adds one to `(first, second)`.
+    pub fn inc(&self, first: &'static str, second: &'static str) {
+        if let Ok(mut counts) = self.0.lock() {
+            *counts.entry((first, second)).or_insert(0) += 1;
+        }
+    }
+
+    /// The count of `(first, second)`.
+    pub fn get(&self, first: &str, second: &str) -> u64 {
+        self.0.lock().map_or(0, |counts| {
+            counts
+                .iter()
+                .find(|((a, b), _)| *a == first && *b == second)
+                .map_or(0, |(_, n)| *n)
+        })
+    }
+
+    fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.0
+            .lock()
+            .map(|counts| counts.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The catalogue's metrics that are not plain Shield counters (`specs/observability.md`).
+#[derive(Debug, Default)]
+pub struct Observability {
+    /// `arqonbus.shield.connects{outcome,reason}`.
+    pub connects: PairCounter,
+    /// `arqonbus.shield.handshake_seconds`.
+    pub handshake: Histogram,
+    /// `arqonbus.shield.deliver_latency_seconds`.
+    pub deliver_latency: Histogram,
+    /// `arqonbus.policy.verdicts{verdict}`.
+    pub policy_verdicts: LabelledCounter,
+    /// `arqonbus.policy.duration_seconds`.
+    pub policy_duration: Histogram,
+    /// `arqonbus.presence.members`.
+    pub presence_members: AtomicU64,
+    /// `arqonbus.spine.errors{op}`.
+    pub spine_errors: LabelledCounter,
+}
+
+/// Connect outcomes (`arqonbus.shield.connects{outcome}`).
+pub mod outcome {
+    /// Upgraded.
+    pub const ACCEPTED: &str = "accepted";
+    /// Refused with 401.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// Refused with 503 (admission, caps, draining).
+    pub const REJECTED: &str = "rejected";
+}
+
+impl Observability {
+    /// Counts one upgrade attempt and records it on the current `shield.connect` span.
+    pub fn connect(&self, outcome: &'static str, reason: &'static str) {
+        self.connects.inc(outcome, reason);
+        let span = Span::current();
+        span.record("outcome", outcome);
+        span.record("reason", reason);
+    }
+
+    /// Counts an accepted upgrade and records its tenant on the current `shield.connect` span.
+    pub fn connected(&self, tenant: &str) {
+        self.connect(outcome::ACCEPTED, "ok");
+        Span::current().record("tenant", tenant);
+    }
+
+    /// Counts one policy-chain run: its verdict, its duration, and the verdict on its span.
+    pub fn policy_checked(&self, span: &Span, elapsed: Duration, verdict: &PolicyVerdict) {
+        let label = verdict_label(verdict);
+        self.policy_verdicts.inc(label);
+        self.policy_duration.observe(elapsed);
+        span.record("verdict", label);
+    }
+
+    /// A presence join handed to the Brain.
+    pub fn presence_joined(&self) {
+        self.presence_members.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A presence leave handed to the Brain (never below zero).
+    pub fn presence_left(&self) {
+        let _ = self
+            .presence_members
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Appends the Prometheus text of these metrics.
+    pub fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP arqonbus_shield_connects upgrade attempts by outcome and reason"
+        );
+        let _ = writeln!(out, "# TYPE arqonbus_shield_connects counter");
+        for ((outcome, reason), count) in self.connects.snapshot() {
+            let _ = writeln!(
+                out,
+                "arqonbus_shield_connects{{outcome=\"{outcome}\",reason=\"{reason}\"}} {count}"
+            );
+        }
+        self.handshake.render(
+            out,
+            "arqonbus_shield_handshake_seconds",
+            "upgrade request to session start",
+        );
+        self.deliver_latency.render(
+            out,
+            "arqonbus_shield_deliver_latency_seconds",
+            "publish stamped to delivery queued on this node",
+        );
+        self.policy_verdicts.render_into(
+            out,
+            "arqonbus_policy_verdicts",
+            "verdict",
+            "policy chain verdicts",
+        );
+        self.policy_duration.render(
+            out,
+            "arqonbus_policy_duration_seconds",
+            "policy chain run time per publish",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP arqonbus_presence_members room memberships of this node's sessions"
+        );
+        let _ = writeln!(out, "# TYPE arqonbus_presence_members gauge");
+        let _ = writeln!(
+            out,
+            "arqonbus_presence_members {}",
+            self.presence_members.load(Ordering::Relaxed)
+        );
+        self.spine_errors.render_into(
+            out,
+            "arqonbus_spine_errors",
+            "op",
+            "spine operations that failed",
+        );
+    }
+}
+
+/// The `arqonbus.policy.verdicts` label of a verdict.
+pub fn verdict_label(verdict: &PolicyVerdict) -> &'static str {
+    match verdict {
+        PolicyVerdict::Allow => "allow",
+        PolicyVerdict::Block(ErrorCode::PolicyTrap) => "trap",
+        PolicyVerdict::Block(ErrorCode::PolicyTimeout) => "timeout",
+        PolicyVerdict::Block(ErrorCode::PolicyMemory) => "memory",
+        PolicyVerdict::Block(ErrorCode::PolicyAbi) => "abi",
+        PolicyVerdict::Block(ErrorCode::PolicyLoad) => "load",
+        PolicyVerdict::Block(_) => "block",
+    }
+}
+
+/// A parsed W3C `traceparent` (version 00 layout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceParent {
+    /// The trace id (never all zero).
+    pub trace_id: [u8; 16],
+    /// The parent span id (never all zero).
+    pub span_id: [u8; 8],
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 2 * N
+        || !bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return None;
+    }
+    let mut out = [0; N];
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *slot = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl TraceParent {
+    /// Parses `vv-<32 hex>-<16 hex>-<2 hex>`, lower case, ids not all zero, version not `ff`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('-');
+        let version: [u8; 1] = hex_bytes(parts.next()?)?;
+        let trace_id: [u8; 16] = hex_bytes(parts.next()?)?;
+        let span_id: [u8; 8] = hex_bytes(parts.next()?)?;
+        let [flags] = hex_bytes::<1>(parts.next()?)?;
+        let extra = parts.next();
+        let valid = version != [0xff]
+            && (extra.is_none() || version != [0])
+            && trace_id != [0; 16]
+            && span_id != [0; 8];
+        valid.then_some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// The trace id as 32 lower-case hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+impl std::fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            hex(&self.trace_id),
+            hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+/// Makes `traceparent` (and `tracestate`) the remote parent of `span`; malformed values are ignored
+/// and the span starts its own trace. Then records the span's `trace_id` field.
+pub fn continue_trace(span: &Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    if let Some(parent) = traceparent.and_then(TraceParent::parse) {
+        let state = tracestate
+            .and_then(|s| s.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        let remote = SpanContext::new(
+            TraceId::from_bytes(parent.trace_id),
+            SpanId::from_bytes(parent.span_id),
+            TraceFlags::new(parent.flags),
+            true,
+            state,
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    if let Some(own) = span_traceparent(span) {
+        span.record("trace_id", own.trace_id_hex());
+    }
+}
+
+/// The `traceparent` of `span` itself (so a receiver continues under it), when it has a valid context.
+pub fn span_traceparent(span: &Span) -> Option<TraceParent> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| TraceParent {
+        trace_id: span_context.trace_id().to_bytes(),
+        span_id: span_context.span_id().to_bytes(),
+        flags: span_context.trace_flags().to_u8(),
+    })
+}
+
+/// The `tracestate` of `span`, empty when none.
+fn span_tracestate(span: &Span) -> String {
+    span.context().span().span_context().trace_state().header()
+}
+
+/// Puts `span`'s trace context and the publish time into spine headers.
+pub fn inject(span: &Span, headers: &mut Headers, published_us: u64) {
+    if let Some(parent) = span_traceparent(span) {
+        let _ = headers.insert(TRACEPARENT, &parent.to_string());
+        let state = span_tracestate(span);
+        if !state.is_empty() {
+            let _ = headers.insert(TRACESTATE, &state);
+        }
+    }
+    let _ = headers.insert(PUBLISHED_US, &published_us.to_string());
+}
+
+/// The `shield.connect` span of one upgrade request.
+pub fn connect_span() -> Span {
+    let span = tracing::info_span!(
+        "shield.connect",
+        trace_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        reason = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+    );
+    continue_trace(&span, None, None);
+    span
+}
+
+/// The `shield.publish` span of one client publish, continuing the client's trace when it sent one.
+pub fn publish_span(
+    tenant: &str,
+    request: &str,
+    room: &str,
+    bytes: usize,
+    client: Option<(&str, &str)>,
+) -> Span {
+    let span = tracing::info_span!(
+        "shield.publish",
+        trace_id = tracing::field::Empty,
+        tenant,
+        request,
+        room,
+        bytes,
+    );
+    continue_trace(&span, client.map(|c| c.0), client.map(|c| c.1));
+    span
+}
+
+/// The `policy.check` span (child of the current span).
+pub fn policy_span() -> Span {
+    tracing::info_span!("policy.check", verdict = tracing::field::Empty)
+}
+
+/// The `spine.publish` span (child of the current span).
+pub fn spine_publish_span(subject: &str, bytes: usize) -> Span {
+    tracing::info_span!("spine.publish", subject, bytes)
+}
+
+/// The `presence.update` span (child of the current span).
+pub fn presence_span(op: &'static str, room: &str) -> Span {
+    tracing::info_span!("presence.update", op, room)
+}
+
+/// A message taken off the spine: its `spine.receive` span (continuing the publisher's trace) and
+/// the `shield.fanout` child that [`Delivery::finish`] closes with the member counts.
+#[derive(Debug)]
+pub struct Delivery {
+    receive: Span,
+    fanout: Span,
+    published_us: Option<u64>,
+}
+
+impl Delivery {
+    /// Starts the spans for `message`.
+    pub fn start(message: &Message) -> Self {
+        let receive = tracing::info_span!(
+            parent: None,
+            "spine.receive",
+            trace_id = tracing::field::Empty,
+            subject = message.subject.as_str(),
+            bytes = message.payload.len(),
+        );
+        continue_trace(
+            &receive,
+            message.headers.get(TRACEPARENT),
+            message.headers.get(TRACESTATE),
+        );
+        let fanout = tracing::info_span!(
+            parent: &receive,
+            "shield.fanout",
+            members = tracing::field::Empty,
+            queued = tracing::field::Empty,
+        );
+        let published_us = message
+            .headers
+            .get(PUBLISHED_US)
+            .and_then(|v| v.parse().ok());
+        Self {
+            receive,
+            fanout,
+            published_us,
+        }
+    }
+
+    /// Records how many members there were and how many got the message; when any did, observes the
+    /// publish-to-deliver latency at `now_us`.
+    pub fn finish(self, obs: &Observability, members: usize, queued: usize, now_us: u64) {
+        self.fanout.record("members", members);
+        self.fanout.record("queued", queued);
+        if queued > 0
+            && let Some(published) = self.published_us
+        {
+            obs.deliver_latency
+                .observe(Duration::from_micros(now_us.saturating_sub(published)));
+        }
+        drop(self.fanout);
+        drop(self.receive);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    // AC-OBS-5
+    #[test]
+    fn traceparent_round_trips_and_refuses_malformed_values() {
+        let parsed = TraceParent::parse(SAMPLE).unwrap();
+        assert_eq!(parsed.flags, 1);
+        assert_eq!(parsed.trace_id_hex(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(parsed.to_string(), SAMPLE);
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad}");
+        }
+        // A later version may append fields.
+        assert!(TraceParent::parse(&format!("01{}-more", &SAMPLE[2..])).is_some());
+    }
+
+    // AC-OBS-1
+    #[test]
+    fn histogram_renders_cumulative_buckets_sum_and_count() {
+        let histogram = Histogram::default();
+        histogram.observe(Duration::from_micros(300));
+        histogram.observe(Duration::from_millis(20));
+        histogram.observe(Duration::from_secs(9));
+        let mut out = String::new();
+        histogram.render(&mut out, "arqonbus_x_seconds", "x");
+        assert!(
+            out.contains("# TYPE arqonbus_x_seconds histogram\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("arqonbus_x_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("arqonbus_x_seconds_bucket{le=\"0.025\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("arqonbus_x_seconds_bucket{le=\"5\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("arqonbus_x_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
+        assert!(out.contains("arqonbus_x_seconds_sum 9.0203\n"), "{out}");
+        assert!(out.contains("arqonbus_x_seconds_count 3\n"), "{out}");
+    }
+
+    // AC-OBS-1
+    #[test]
+    fn observability_renders_every_catalogue_name() {
+        let obs = Observability::default();
+        obs.connects.inc(outcome::ACCEPTED, "ok");
+        obs.policy_verdicts.inc(verdict_label(&PolicyVerdict::Block(
+            ErrorCode::PolicyTimeout,
+        )));
+        obs.spine_errors.inc("publish");
+        obs.presence_joined();
+        obs.presence_left();
+        obs.presence_left();
+        let mut out = String::new();
+        obs.render(&mut out);
+        for line in [
+            "arqonbus_shield_connects{outcome=\"accepted\",reason=\"ok\"} 1",
+            "arqonbus_policy_verdicts{verdict=\"timeout\"} 1",
+            "arqonbus_spine_errors{op=\"publish\"} 1",
+            "arqonbus_presence_members 0",
+            "arqonbus_shield_handshake_seconds_count 0",
+            "arqonbus_shield_deliver_latency_seconds_count 0",
+            "arqonbus_policy_duration_seconds_count 0",
+        ] {
+            assert!(
+                out.contains(&format!("{line}\n")),
+                "{line} missing from {out}"
+            );
+        }
+        assert_eq!(obs.connects.get("accepted", "ok"), 1);
+    }
+}
