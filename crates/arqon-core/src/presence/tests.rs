@@ -285,7 +285,9 @@ fn the_invariant_check_catches_a_forgotten_leave() {
     let violation = machine().check_step(&a, &leave, &step).unwrap_err();
     assert_eq!(violation.name, super::invariant::LEAVE_ONCE_PER_JOIN);
     let mut broken = a.clone();
-    broken.local.insert(room("empty"), std::collections::BTreeMap::new());
+    broken
+        .local
+        .insert(room("empty"), std::collections::BTreeMap::new());
     assert_eq!(
         machine().check_invariants(&broken).unwrap_err().name,
         super::invariant::NO_EMPTY_ROOM
