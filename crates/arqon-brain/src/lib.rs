@@ -3,3 +3,4 @@
 pub mod audit_log;
 pub mod governance;
 pub mod governance_service;
+pub mod presence;
