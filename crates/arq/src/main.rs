@@ -5,6 +5,7 @@
 
 mod cmd_auth;
 mod cmd_config;
+mod cmd_gov;
 mod cmd_serve;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ enum Command {
     /// Check arqon.toml files and export their JSON Schema.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Governance: proposals, approvals, enforcement and the audit trail (admin API).
+    Gov(cmd_gov::GovArgs),
     /// Print a shell completion script (e.g. `arq completions bash > /etc/bash_completion.d/arq`).
     Completions {
         /// The shell.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         }
         Command::Config(ConfigCommand::Check { file }) => cmd_config::check(&file),
         Command::Config(ConfigCommand::Schema) => cmd_config::schema(),
+        Command::Gov(args) => cmd_gov::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "arq", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

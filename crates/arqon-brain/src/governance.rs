@@ -23,7 +23,7 @@ use arqon_core::subject::Subject;
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::{TenantId, UserId};
 use arqon_proto::outbound::{encode_envelope, envelope, error, server_header};
-use arqon_proto::v1::{Envelope, ErrorCode, envelope::Body};
+use arqon_proto::v1::{Envelope, ErrorCode};
 use arqon_spine::{Headers, Message, Spine, SpineError, Subscription};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
@@ -258,7 +258,7 @@ impl TenantDriver {
         let Ok(user) = UserId::parse(&header.sender_user_id) else {
             return invalid("no valid sender");
         };
-        let Some(command) = governance_command(body) else {
+        let Some(command) = GovernanceCommand::from_body(body) else {
             return invalid("not a governance body");
         };
         let role = GovRole::from_claim(message.headers.get(ROLE_HEADER).unwrap_or(""));
@@ -330,18 +330,4 @@ impl TenantDriver {
         self.sent += 1;
         format!("gov-{now_us}-{}", self.sent)
     }
-}
-
-/// The governance body of an envelope body, if it is one.
-fn governance_command(body: Body) -> Option<GovernanceCommand> {
-    Some(match body {
-        Body::Telemetry(m) => GovernanceCommand::Telemetry(m),
-        Body::Proposal(m) => GovernanceCommand::Proposal(m),
-        Body::Alert(m) => GovernanceCommand::Alert(m),
-        Body::Approval(m) => GovernanceCommand::Approval(m),
-        Body::Rejection(m) => GovernanceCommand::Rejection(m),
-        Body::Enforce(m) => GovernanceCommand::Enforce(m),
-        Body::CatalogUpdate(m) => GovernanceCommand::CatalogUpdate(m),
-        _ => return None,
-    })
 }

@@ -1,1 +1,603 @@
-//! Rust client for ArqonBus: connect, rooms, presence and typed governance messages.
+//! Rust client for `ArqonBus`: connect, rooms, presence and typed governance messages.
+//!
+//! A [`BusClient`] holds one WebSocket to a Shield node (token as `Authorization: Bearer`). A
+//! background task owns the socket: it sends heartbeats at the interval the `Welcome` names,
+//! reconnects with exponential backoff when the socket drops, and joins the client's rooms again.
+//!
+//! Governance (seed 004): [`BusClient::send`] takes an [`UpstreamMessage`]; a proposal is first
+//! remembered by the client's [`DataPlaneAgent`]. [`BusClient::recv`] returns the next
+//! [`DownstreamMessage`] after the agent's checks: an approval of one of this client's proposals
+//! only when its digest verifies (otherwise the approval is refused, an Alert goes upstream and
+//! [`DownstreamMessage::ApprovalRefused`] is returned); enforcement updates the agent (an
+//! emergency stop pauses it); stale catalog updates and other data planes' decisions are skipped.
+
+mod messages;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arqon_core::governance::data_plane::{DataPlaneAgent, DataPlaneEffect};
+use arqon_proto::v1::{self, Envelope, Header, envelope::Body};
+use arqon_proto::{GovernanceCommand, PROTOCOL_VERSION, encode_envelope};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+
+pub use arqon_core::governance::data_plane::AdaptationPaused;
+pub use arqon_core::rollout::{ProposalRef, RolloutTracker};
+pub use messages::{
+    AlertSeverity, ApprovedRollout, DownstreamMessage, EnforcementAction, Proposal, RolloutConfig,
+    UpstreamMessage,
+};
+
+/// How many undelivered events (or governance messages) the client buffers.
+const QUEUE: usize = 1024;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The first connection was refused or failed.
+    #[error("connect: {0}")]
+    Connect(String),
+    /// The client was closed (its background task ended).
+    #[error("client closed")]
+    Closed,
+    /// Adaptation is paused: proposals are refused until a Resume.
+    #[error(transparent)]
+    Paused(#[from] AdaptationPaused),
+    /// A name (room) failed the grammar.
+    #[error("invalid name: {0}")]
+    Name(String),
+}
+
+/// Reconnect backoff: `initial`, doubling, at most `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// The first wait.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before reconnect attempt `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(16));
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// A room, presence or session event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The session is open (again, after a reconnect).
+    Connected {
+        /// The session id the server assigned.
+        session_id: String,
+    },
+    /// The socket dropped; the client is reconnecting.
+    Disconnected,
+    /// A message published to a joined room.
+    Message {
+        /// The room.
+        room: String,
+        /// The sender's user id (stamped by the server).
+        sender: String,
+        /// The bytes.
+        payload: Bytes,
+        /// Their MIME type.
+        content_type: String,
+    },
+    /// Members of a room (a snapshot page or joins).
+    PresenceJoin {
+        /// The room.
+        room: String,
+        /// The users.
+        users: Vec<String>,
+    },
+    /// A member left a room.
+    PresenceLeave {
+        /// The room.
+        room: String,
+        /// The user.
+        user: String,
+    },
+    /// The server refused a room request.
+    Error {
+        /// The code.
+        code: v1::ErrorCode,
+        /// Why.
+        message: String,
+    },
+}
+
+enum Outgoing {
+    Body(Body),
+    Governance(GovernanceCommand),
+}
+
+/// A connected client.
+pub struct BusClient {
+    outgoing: mpsc::Sender<Outgoing>,
+    governance: mpsc::Receiver<GovernanceIn>,
+    events: mpsc::Receiver<Event>,
+    agent: DataPlaneAgent,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for BusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusClient")
+            .field("paused", &self.agent.paused())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A governance message or a refusal of one this client sent.
+enum GovernanceIn {
+    Command(GovernanceCommand),
+    Refused(v1::ErrorCode, String),
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl BusClient {
+    /// Connects to `url` (`ws://host:port/v1/socket`) with `token`; returns once the session is
+    /// open (its `Welcome` arrived).
+    pub async fn connect(url: &str, token: &str) -> Result<Self, ClientError> {
+        Self::connect_with(url, token, Backoff::default()).await
+    }
+
+    /// [`BusClient::connect`] with a reconnect backoff.
+    pub async fn connect_with(
+        url: &str,
+        token: &str,
+        backoff: Backoff,
+    ) -> Result<Self, ClientError> {
+        let first = Connection::open(url, token)
+            .await
+            .map_err(ClientError::Connect)?;
+        let (outgoing, outgoing_rx) = mpsc::channel(QUEUE);
+        let (governance_tx, governance) = mpsc::channel(QUEUE);
+        let (events_tx, events) = mpsc::channel(QUEUE);
+        let runner = Runner {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            backoff,
+            rooms: BTreeSet::new(),
+            sent: 0,
+            governance_ids: BTreeSet::new(),
+            outgoing: outgoing_rx,
+            governance: governance_tx,
+            events: events_tx,
+        };
+        let task = tokio::spawn(runner.run(first));
+        Ok(Self {
+            outgoing,
+            governance,
+            events,
+            agent: DataPlaneAgent::new(),
+            task,
+        })
+    }
+
+    /// Joins `room` (joined again after every reconnect).
+    pub async fn join(&self, room: &str) -> Result<(), ClientError> {
+        arqon_proto::names::RoomName::parse(room).map_err(|e| ClientError::Name(e.to_string()))?;
+        self.body(Body::Join(v1::Join {
+            room: room.to_owned(),
+            ..v1::Join::default()
+        }))
+        .await
+    }
+
+    /// Leaves `room`.
+    pub async fn leave(&self, room: &str) -> Result<(), ClientError> {
+        self.body(Body::Leave(v1::Leave {
+            room: room.to_owned(),
+        }))
+        .await
+    }
+
+    /// Publishes `payload` to `room`.
+    pub async fn publish(
+        &self,
+        room: &str,
+        payload: impl Into<Bytes>,
+        content_type: &str,
+    ) -> Result<(), ClientError> {
+        self.body(Body::Publish(v1::Publish {
+            room: room.to_owned(),
+            payload: payload.into(),
+            content_type: content_type.to_owned(),
+        }))
+        .await
+    }
+
+    /// Asks for the members of `room` (answered with [`Event::PresenceJoin`] pages).
+    pub async fn request_presence(&self, room: &str) -> Result<(), ClientError> {
+        self.body(Body::PresenceRequest(v1::PresenceRequest {
+            room: room.to_owned(),
+            ..v1::PresenceRequest::default()
+        }))
+        .await
+    }
+
+    async fn body(&self, body: Body) -> Result<(), ClientError> {
+        self.outgoing
+            .send(Outgoing::Body(body))
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// The next room, presence or session event.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
+        self.events.recv().await.ok_or(ClientError::Closed)
+    }
+
+    /// Sends a governance message upstream. A proposal is remembered first (refused with
+    /// [`ClientError::Paused`] while adaptation is paused).
+    pub async fn send(&mut self, message: impl Into<UpstreamMessage>) -> Result<(), ClientError> {
+        let command = message.into().into_command(now_us());
+        if let GovernanceCommand::Proposal(proposal) = &command {
+            self.agent.propose(proposal)?;
+        }
+        self.send_command(command).await
+    }
+
+    /// Sends any governance body (a Tier-1 or operator client's downstream commands).
+    pub async fn send_command(&self, command: GovernanceCommand) -> Result<(), ClientError> {
+        self.outgoing
+            .send(Outgoing::Governance(command))
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Whether adaptation is paused (after an emergency stop or a pause, until a resume).
+    pub fn paused(&self) -> bool {
+        self.agent.paused()
+    }
+
+    /// The next governance message for this data plane, after the digest check and the agent's
+    /// bookkeeping (see the crate docs).
+    pub async fn recv(&mut self) -> Result<DownstreamMessage, ClientError> {
+        loop {
+            let incoming = self.governance.recv().await.ok_or(ClientError::Closed)?;
+            let command = match incoming {
+                GovernanceIn::Refused(code, message) => {
+                    return Ok(DownstreamMessage::Refused { code, message });
+                }
+                GovernanceIn::Command(command) => command,
+            };
+            if let Some(message) = self.on_command(&command).await? {
+                return Ok(message);
+            }
+        }
+    }
+
+    async fn on_command(
+        &mut self,
+        command: &GovernanceCommand,
+    ) -> Result<Option<DownstreamMessage>, ClientError> {
+        let effects = self.agent.on_downstream(command, now_us());
+        for effect in &effects {
+            if let DataPlaneEffect::SendAlert(alert) = effect {
+                tracing::warn!(message = %alert.message, "approval refused");
+                self.send_command(GovernanceCommand::Alert(alert.clone()))
+                    .await?;
+                let proposal_id = alert
+                    .context
+                    .get("proposal_id")
+                    .cloned()
+                    .unwrap_or_default();
+                return Ok(Some(DownstreamMessage::ApprovalRefused {
+                    proposal_id,
+                    reason: alert.message.clone(),
+                }));
+            }
+        }
+        Ok(effects
+            .into_iter()
+            .find_map(|effect| downstream(command, effect)))
+    }
+
+    /// Closes the connection.
+    pub fn close(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for BusClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The typed message for the first effect of a downstream command.
+fn downstream(command: &GovernanceCommand, effect: DataPlaneEffect) -> Option<DownstreamMessage> {
+    Some(match (command, effect) {
+        (GovernanceCommand::Approval(a), DataPlaneEffect::StartRollout { proposal, config }) => {
+            DownstreamMessage::Approval {
+                proposal_id: a.proposal_id.clone(),
+                proposal_digest: a.proposal_digest.clone(),
+                rollout: ApprovedRollout { proposal, config },
+            }
+        }
+        (
+            _,
+            DataPlaneEffect::Rejected {
+                proposal_id,
+                reason,
+            },
+        ) => DownstreamMessage::Rejection {
+            proposal_id,
+            reason,
+        },
+        (GovernanceCommand::Enforce(e), _) => DownstreamMessage::Enforce {
+            action: messages::enforcement(e.action.as_ref())?,
+            reason: e.reason.clone(),
+        },
+        (
+            _,
+            DataPlaneEffect::LoadCatalog {
+                version,
+                source_uri,
+            },
+        ) => DownstreamMessage::CatalogUpdate {
+            version,
+            source_uri,
+        },
+        _ => return None,
+    })
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An open session: the socket and the `Welcome`'s facts.
+struct Connection {
+    socket: Socket,
+    session_id: String,
+    heartbeat: Duration,
+}
+
+impl Connection {
+    async fn open(url: &str, token: &str) -> Result<Self, String> {
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        let bearer =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "token is not ASCII")?;
+        request.headers_mut().insert("authorization", bearer);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|e| match e {
+                    tungstenite::Error::Http(response) => {
+                        format!("refused with HTTP {}", response.status().as_u16())
+                    }
+                    other => other.to_string(),
+                })?;
+        loop {
+            match socket.next().await {
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    let envelope = Envelope::decode(bytes).map_err(|e| e.to_string())?;
+                    if let Some(Body::Welcome(welcome)) = envelope.body {
+                        return Ok(Self {
+                            socket,
+                            session_id: welcome.session_id,
+                            heartbeat: Duration::from_millis(
+                                u64::from(welcome.heartbeat_interval_ms).max(100),
+                            ),
+                        });
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("closed before Welcome".to_owned()),
+            }
+        }
+    }
+}
+
+/// The background task's state.
+struct Runner {
+    url: String,
+    token: String,
+    backoff: Backoff,
+    rooms: BTreeSet<String>,
+    sent: u64,
+    /// Correlation ids of governance messages sent (their refusals go to `recv`).
+    governance_ids: BTreeSet<String>,
+    outgoing: mpsc::Receiver<Outgoing>,
+    governance: mpsc::Sender<GovernanceIn>,
+    events: mpsc::Sender<Event>,
+}
+
+impl Runner {
+    fn header(&mut self, governance: bool) -> Header {
+        self.sent += 1;
+        let id = format!("{}-{}", if governance { "g" } else { "c" }, self.sent);
+        if governance {
+            self.governance_ids.insert(id.clone());
+        }
+        Header {
+            protocol_version: PROTOCOL_VERSION,
+            message_id: id.clone(),
+            correlation_id: id,
+            ..Header::default()
+        }
+    }
+
+    fn frame(&mut self, outgoing: Outgoing) -> WsMessage {
+        let (header, body) = match outgoing {
+            Outgoing::Body(body) => {
+                match &body {
+                    Body::Join(join) => {
+                        self.rooms.insert(join.room.clone());
+                    }
+                    Body::Leave(leave) => {
+                        self.rooms.remove(&leave.room);
+                    }
+                    _ => {}
+                }
+                (self.header(false), body)
+            }
+            Outgoing::Governance(command) => (self.header(true), command.into_body()),
+        };
+        WsMessage::Binary(encode_envelope(&arqon_proto::outbound::envelope(
+            header, body,
+        )))
+    }
+
+    async fn run(mut self, first: Connection) {
+        let mut connection = Some(first);
+        let mut attempt = 0u32;
+        loop {
+            let Some(open) = connection.take() else {
+                tokio::time::sleep(self.backoff.delay(attempt)).await;
+                attempt = attempt.saturating_add(1);
+                match Connection::open(&self.url, &self.token).await {
+                    Ok(open) => connection = Some(open),
+                    Err(error) => tracing::debug!(%error, attempt, "reconnect failed"),
+                }
+                continue;
+            };
+            attempt = 0;
+            let _ = self.events.try_send(Event::Connected {
+                session_id: open.session_id.clone(),
+            });
+            if !self.session(open).await {
+                return;
+            }
+            let _ = self.events.try_send(Event::Disconnected);
+        }
+    }
+
+    /// Drives one connection; false when the client is gone (stop), true to reconnect.
+    async fn session(&mut self, open: Connection) -> bool {
+        let Connection {
+            mut socket,
+            heartbeat,
+            ..
+        } = open;
+        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
+        for room in rooms {
+            let join = self.frame(Outgoing::Body(Body::Join(v1::Join {
+                room,
+                ..v1::Join::default()
+            })));
+            if socket.send(join).await.is_err() {
+                return true;
+            }
+        }
+        let mut beat = tokio::time::interval(heartbeat);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                outgoing = self.outgoing.recv() => {
+                    let Some(outgoing) = outgoing else {
+                        let _ = socket.close(None).await;
+                        return false;
+                    };
+                    let frame = self.frame(outgoing);
+                    if socket.send(frame).await.is_err() {
+                        return true;
+                    }
+                }
+                _ = beat.tick() => {
+                    let frame = self.frame(Outgoing::Body(Body::Heartbeat(v1::Heartbeat {})));
+                    if socket.send(frame).await.is_err() {
+                        return true;
+                    }
+                }
+                frame = socket.next() => match frame {
+                    Some(Ok(WsMessage::Binary(bytes))) => {
+                        if let Ok(envelope) = Envelope::decode(bytes) {
+                            self.dispatch(envelope);
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return true,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+
+    fn dispatch(&mut self, envelope: Envelope) {
+        let header = envelope.header.unwrap_or_default();
+        let Some(body) = envelope.body else { return };
+        let event = match body {
+            Body::Message(m) => Event::Message {
+                room: m.room,
+                sender: header.sender_user_id,
+                payload: m.payload,
+                content_type: m.content_type,
+            },
+            Body::PresenceUpdate(update) => Event::PresenceJoin {
+                room: update.room,
+                users: update.members.into_iter().map(|m| m.user_id).collect(),
+            },
+            Body::PresenceLeave(leave) => Event::PresenceLeave {
+                room: leave.room,
+                user: leave.user_id,
+            },
+            Body::Error(error) => {
+                let code = v1::ErrorCode::try_from(error.code).unwrap_or_default();
+                if self.governance_ids.remove(&header.correlation_id) {
+                    let _ = self
+                        .governance
+                        .try_send(GovernanceIn::Refused(code, error.message));
+                    return;
+                }
+                Event::Error {
+                    code,
+                    message: error.message,
+                }
+            }
+            other => {
+                if let Some(command) = GovernanceCommand::from_body(other)
+                    && self
+                        .governance
+                        .try_send(GovernanceIn::Command(command))
+                        .is_err()
+                {
+                    tracing::warn!("governance queue full: message dropped");
+                }
+                return;
+            }
+        };
+        let _ = self.events.try_send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let waits: Vec<u128> = (0..6).map(|a| backoff.delay(a).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+    }
+}

@@ -153,6 +153,20 @@ impl GovernanceCommand {
             Self::CatalogUpdate(m) => Body::CatalogUpdate(m),
         }
     }
+
+    /// The governance body of an envelope body the server sent (unvalidated), if it is one.
+    pub fn from_body(body: Body) -> Option<Self> {
+        Some(match body {
+            Body::Telemetry(m) => Self::Telemetry(m),
+            Body::Proposal(m) => Self::Proposal(m),
+            Body::Alert(m) => Self::Alert(m),
+            Body::Approval(m) => Self::Approval(m),
+            Body::Rejection(m) => Self::Rejection(m),
+            Body::Enforce(m) => Self::Enforce(m),
+            Body::CatalogUpdate(m) => Self::CatalogUpdate(m),
+            _ => return None,
+        })
+    }
 }
 
 /// What a client asked for, after validation.

@@ -35,6 +35,8 @@ const WRITER_GRACE: Duration = Duration::from_secs(2);
 /// What the upgrade handler hands to the driver.
 pub(crate) struct Accepted {
     pub(crate) identity: Identity,
+    /// The token's `role` claim.
+    pub(crate) role: &'static str,
     pub(crate) state: SessionState,
     pub(crate) effects: Vec<SessionEffect>,
     pub(crate) slot: SlotGuard,
@@ -60,12 +62,17 @@ struct Driver {
     requests: u64,
     sent: u64,
     close_code: Option<u16>,
+    /// The token's `role` claim (governance forwards it).
+    role: &'static str,
+    /// A governance body read from the current frame, forwarded once the machine stepped it.
+    governance: Option<arqon_proto::GovernanceCommand>,
 }
 
 /// Runs one session until it is closed.
 pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accepted) {
     let Accepted {
         identity,
+        role,
         state,
         effects,
         slot,
@@ -93,8 +100,24 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         requests: 0,
         sent: 0,
         close_code: None,
+        role,
+        governance: None,
     };
     driver.execute_all(effects).await;
+    let governance = Arc::clone(&shared.governance);
+    let gov_role = arqon_core::governance::GovRole::from_claim(role);
+    if gov_role.receives_downstream()
+        && let Err(error) = governance
+            .join(
+                &driver.identity.tenant,
+                &driver.session_id,
+                driver.outbox.clone(),
+                gov_role,
+            )
+            .await
+    {
+        tracing::warn!(session = %driver.session_id, %error, "governance subscription failed");
+    }
     let already = *drain.borrow_and_update();
     if let Some(deadline_us) = already {
         driver.step(SessionEvent::Drain { deadline_us }).await;
@@ -125,6 +148,9 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         tracing::info!(session = %driver.session_id, reason = reason.as_str(), "session closed");
     }
     dec(&shared.metrics.connections_open);
+    governance
+        .leave(&driver.identity.tenant, &driver.session_id)
+        .await;
     let _ = close_tx.send(driver.close_code);
     drop(driver);
     drop(stream);
@@ -279,6 +305,33 @@ impl Driver {
         };
         let span = self.publish_span(&event);
         self.step(event).instrument(span).await;
+        if let Some(body) = self.governance.take() {
+            self.forward_governance(body).await;
+        }
+    }
+
+    /// Hands a governance body to the node's governance, which publishes it on `gov.up`.
+    async fn forward_governance(&mut self, body: arqon_proto::GovernanceCommand) {
+        let header = self
+            .current
+            .as_ref()
+            .map(|current| current.header.clone())
+            .unwrap_or_default();
+        let request = self.current.as_ref().map(|current| current.request);
+        let sender = crate::governance::Sender {
+            identity: &self.identity,
+            session_id: &self.session_id,
+            role: self.role,
+        };
+        let forwarded = self
+            .shared
+            .governance
+            .forward(&sender, self.outbox.clone(), &header, body)
+            .await;
+        if let Err(error) = forwarded {
+            tracing::warn!(session = %self.session_id, %error, "governance forward failed");
+            self.send_error(v1::ErrorCode::Internal, request, None);
+        }
     }
 
     /// The `shield.publish` span of a publish (continuing the client's trace), else no span.
@@ -370,8 +423,12 @@ impl Driver {
             ClientCommand::Heartbeat
             | ClientCommand::Pong { .. }
             | ClientCommand::Ack { .. }
-            | ClientCommand::PresenceRequest { .. }
-            | ClientCommand::Governance(_) => SessionEvent::Heartbeat { request, now_us },
+            | ClientCommand::PresenceRequest { .. } => SessionEvent::Heartbeat { request, now_us },
+            ClientCommand::Governance(body) => {
+                // The Brain's control plane authorizes it; the Shield only forwards it.
+                self.governance = Some(body);
+                SessionEvent::Heartbeat { request, now_us }
+            }
             ClientCommand::Refresh { token } => {
                 let outcome = match self
                     .shared

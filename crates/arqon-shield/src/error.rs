@@ -23,4 +23,7 @@ pub enum ShieldError {
     /// A configuration value cannot be used.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The governance control plane or its audit store could not be used.
+    #[error("governance: {0}")]
+    Governance(String),
 }

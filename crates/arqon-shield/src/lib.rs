@@ -6,8 +6,10 @@
 //! timers). Node-wide decisions (admission, tenant publish buckets) come from
 //! [`arqon_core::limits`]. Rooms fan out through one spine subscription per room per node.
 
+mod admin;
 mod conn;
 mod error;
+mod governance;
 mod hooks;
 mod hub;
 mod metrics;
@@ -17,6 +19,7 @@ pub mod telemetry;
 mod tls;
 
 pub use error::ShieldError;
+pub use governance::{Governance, GovernanceMetrics, audit_store, rules as governance_rules};
 pub use hooks::{AllowAll, Hooks, NoPresence, PolicyHook, PresenceHook, PresenceMember};
 pub use metrics::{LabelledCounter, Metrics};
 pub use node::{Node, admission_config, connect_spine, session_config};

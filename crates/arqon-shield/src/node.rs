@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::conn::{self, Accepted};
 use crate::error::ShieldError;
+use crate::governance::Governance;
 use crate::hooks::Hooks;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -67,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) hooks: Hooks,
     pub(crate) drain: watch::Sender<Option<u64>>,
+    /// The governance control plane and its `gov.down` fan-out.
+    pub(crate) governance: Arc<Governance>,
     draining: AtomicBool,
     sessions: AtomicU64,
     sessions_gone: Notify,
@@ -230,6 +233,8 @@ impl Node {
         let max_frame = config.limits.max_frame.as_usize();
         let metrics = Arc::new(Metrics::default());
         let (drain, _) = watch::channel(None);
+        let governance =
+            Arc::new(Governance::start(&config, Arc::clone(&spine), Arc::clone(&metrics)).await?);
         let shared = Arc::new(Shared {
             settings: Settings {
                 node_id: config.node.id.clone(),
@@ -253,17 +258,21 @@ impl Node {
             metrics,
             hooks,
             drain,
+            governance,
             draining: AtomicBool::new(false),
             sessions: AtomicU64::new(0),
             sessions_gone: Notify::new(),
             next_session: AtomicU64::new(session_seed(&config.node.id, now)),
         });
-        let router = Router::new()
+        let mut router = Router::new()
             .route("/v1/socket", get(socket))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .with_state(Arc::clone(&shared));
+            .route("/metrics", get(metrics_text));
+        if config.admin.enabled {
+            router = router.merge(crate::admin::router(Arc::clone(&shared)));
+        }
+        let router = router.with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind(config.node.listen)
             .await
             .map_err(|source| ShieldError::Bind {
@@ -317,6 +326,11 @@ impl Node {
     /// The node's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// The node's governance (control plane, audit store, `gov.down` fan-out).
+    pub fn governance(&self) -> &Arc<Governance> {
+        &self.shared.governance
     }
 
     /// Open sessions (upgrades in progress included).
@@ -418,7 +432,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(),
+        shared.metrics.render() + &shared.governance.counters().render(),
     )
         .into_response()
 }
@@ -470,7 +484,7 @@ async fn socket(
     ) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let (event, identity, identity_guard) = authenticate(&shared, &headers, now);
+    let (event, identity, identity_guard, role) = authenticate(&shared, &headers, now);
     let Ok(step) = machine.step(&started.state, &event) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
@@ -481,6 +495,7 @@ async fn socket(
             shared.metrics.obs.connected(identity.tenant.as_str());
             let accepted = Accepted {
                 identity,
+                role,
                 state: step.state,
                 effects: effects.collect(),
                 slot,
@@ -522,12 +537,13 @@ async fn socket(
 }
 
 /// Verifies the token on the upgrade request and applies the tenant/user caps: the event for the
-/// Session machine, the identity when the token verified, and the held tenant/user counts.
+/// Session machine, the identity when the token verified, the held tenant/user counts, and the
+/// token's role claim (empty when it did not verify).
 fn authenticate(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
     now: u64,
-) -> (SessionEvent, Option<Identity>, IdentityGuard) {
+) -> (SessionEvent, Option<Identity>, IdentityGuard, &'static str) {
     let header_text = |name| {
         headers
             .get(name)
@@ -540,8 +556,10 @@ fn authenticate(
     .and_then(|presented| shared.verifier.verify(presented.token, now / 1_000_000));
     let mut identity_guard = IdentityGuard(None);
     let mut identity = None;
+    let mut role = "";
     let event = match verified {
         Ok(claims) => {
+            role = claims.role.as_str();
             let admission = shared.admission.lock().map_or(Verdict::Admit, |mut a| {
                 a.admit_identity(&claims.tenant, &claims.sub)
             });
@@ -576,5 +594,5 @@ fn authenticate(
             reason: error.reason(),
         },
     };
-    (event, identity, identity_guard)
+    (event, identity, identity_guard, role)
 }
