@@ -40,20 +40,6 @@ fn load(args: &ServeArgs) -> anyhow::Result<Config> {
         config.node.listen = listen;
     }
     config.check()?;
-    // Security checks fail closed: a node must not serve without the policy chains its config names.
-    let chains = config.policy.global.len()
-        + config
-            .policy
-            .tenants
-            .values()
-            .map(|tenant| tenant.chain.len())
-            .sum::<usize>();
-    if chains > 0 {
-        bail!(
-            "[policy] names {chains} module(s), but `arq serve` does not load policy chains yet; \
-             refusing to start without them (fail closed)"
-        );
-    }
     Ok(config)
 }
 
