@@ -17,6 +17,7 @@ use arqon_core::rollout::{RolloutConfig, RolloutPhase};
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::TenantId;
 use arqon_proto::v1::{self, enforce::Action};
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -234,6 +235,14 @@ fn outcome(applied: &Applied) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// A JSON request body that may be empty (then the defaults).
+fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| problem(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
 /// Body of `POST …/proposals/{id}/approve`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -251,10 +260,10 @@ async fn approve(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     Path((tenant, id)): Path<(String, String)>,
-    body: Option<Json<ApproveBody>>,
+    body: Bytes,
 ) -> Answer {
     let tenant = served(&shared, &caller, &tenant).await?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body: ApproveBody = optional_json(&body)?;
     let rollout = match (
         body.initial_percent,
         body.increment_per_minute,
@@ -295,11 +304,10 @@ async fn reject(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     Path((tenant, id)): Path<(String, String)>,
-    body: Option<Json<RejectBody>>,
+    body: Bytes,
 ) -> Answer {
     let tenant = served(&shared, &caller, &tenant).await?;
-    let reason = body
-        .map(|Json(b)| b.reason)
+    let reason = Some(optional_json::<RejectBody>(&body)?.reason)
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "rejected by operator".to_owned());
     let rejection = v1::Rejection {

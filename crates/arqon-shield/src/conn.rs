@@ -103,7 +103,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         role,
         governance: None,
     };
-    driver.execute_all(effects).await;
+    // On the tenant's gov.down before the Welcome goes out, so nothing sent after it is missed.
     let governance = Arc::clone(&shared.governance);
     let gov_role = arqon_core::governance::GovRole::from_claim(role);
     if gov_role.receives_downstream()
@@ -118,6 +118,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
     {
         tracing::warn!(session = %driver.session_id, %error, "governance subscription failed");
     }
+    driver.execute_all(effects).await;
     let already = *drain.borrow_and_update();
     if let Some(deadline_us) = already {
         driver.step(SessionEvent::Drain { deadline_us }).await;

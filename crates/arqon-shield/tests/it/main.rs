@@ -3,6 +3,7 @@
 // Shared fixtures below are test code outside `#[test]` functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gov_e2e;
 mod shield_auth;
 mod shield_cluster;
 mod shield_lifecycle;
