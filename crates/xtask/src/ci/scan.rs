@@ -619,10 +619,20 @@ mod tests {
             kinds,
             vec![
                 ("private-key", 1, "BEGI"),
-                ("aws-access-key", 2, "AKIA"),
-                ("jwt", 3, "eyJh")
+                ("aws-access-key", 3, "AKIA"),
+                ("jwt", 4, "eyJh")
             ]
         );
+        let header_only = format!(
+            "assert!(pem.starts_with(\"-----BEGIN {}-----\"));",
+            "PRIVATE KEY"
+        );
+        assert!(secrets("crates/a/tests/it/k.rs", &header_only).is_empty());
+        let escaped = format!(
+            "const K: &str = \"-----BEGIN {}-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEA\";",
+            "PRIVATE KEY"
+        );
+        assert_eq!(secrets("crates/a/src/k.rs", &escaped).len(), 1);
     }
 
     // AC-ACES-6

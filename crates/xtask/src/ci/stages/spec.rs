@@ -22,6 +22,9 @@ pub(crate) const SECTIONS: [&str; 7] = [
     "Acceptance criteria",
 ];
 
+/// The pull-request template a description is written from.
+const TEMPLATE: &str = ".github/PULL_REQUEST_TEMPLATE.md";
+
 /// PR template sections a description must fill (matched by their title, without the number).
 const PR_SECTIONS: [&str; 6] = [
     "Overview",
@@ -100,8 +103,11 @@ pub(super) fn collect(ctx: &Ctx, facts: &mut Facts) {
         ran(json!({"total": defined.len(), "cited": defined.len() - uncited.len(), "uncited": uncited})),
     );
 
+    let template = ctx.read(TEMPLATE).unwrap_or_default();
     let pr_text = ctx.pr.as_ref().map(|p| {
-        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        std::fs::read_to_string(p)
+            .map(|text| author_text(&template, &text))
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
     });
     facts.add(
         "change",
@@ -215,9 +221,19 @@ fn change(ctx: &Ctx, pr_text: Option<&str>) -> Value {
     )
 }
 
-/// The PR description: spec links (and whether they exist) and required sections left unfilled.
+/// The lines of a PR description that the template does not have: what its author wrote.
+/// Headings are kept so that sections can still be found.
+pub(crate) fn author_text(template: &str, text: &str) -> String {
+    let template_lines: BTreeSet<&str> = template.lines().map(str::trim).collect();
+    text.lines()
+        .filter(|l| l.starts_with("## ") || !template_lines.contains(l.trim()))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// The PR description (its author's lines): spec links (and whether they exist) and required sections left unfilled.
 fn pr(ctx: &Ctx, path: &str, text: &str) -> Value {
-    let Some(template) = ctx.read(".github/PULL_REQUEST_TEMPLATE.md") else {
+    let Some(template) = ctx.read(TEMPLATE) else {
         return error("no .github/PULL_REQUEST_TEMPLATE.md to compare the PR description with");
     };
     let links: BTreeSet<&str> = SPEC_LINK.find_iter(text).map(|m| m.as_str()).collect();
@@ -320,6 +336,11 @@ mod tests {
     // AC-ACES-3
     #[test]
     fn pr_sections_count_as_filled_only_with_author_text_or_a_ticked_box() {
+        let author = author_text(
+            "> see specs/aces.md\n## 2. Linked Spec\n- Link(s): \n",
+            "> see specs/aces.md\n## 2. Linked Spec\n- Link(s): specs/x.md\n",
+        );
+        assert_eq!(author, "## 2. Linked Spec\n- Link(s): specs/x.md\n");
         let template = "## 1. Overview\n\n- \n\n## 8. Testing\n\n- [ ] Added/updated unit tests\n";
         let filled = "## 1. Overview\n\n- Adds the thing.\n\n## 8. Testing\n\n- [x] Added/updated unit tests\n";
         let unfilled = unfilled_sections(template, filled);
