@@ -528,7 +528,9 @@ impl Driver {
         self.shared.metrics.errors_sent.inc(label);
         let header = self.server_header(request);
         let retry = retry_after_ms.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
-        let message = code.as_str_name().to_owned();
+        let message = crate::policy::client_message(code)
+            .unwrap_or(code.as_str_name())
+            .to_owned();
         self.send(&outbound::error(header, code, message, retry));
     }
 

@@ -42,6 +42,11 @@ pub trait PolicyHook: Send + Sync + 'static {
         room: &RoomName,
         payload: &Bytes,
     ) -> PolicyVerdict;
+
+    /// The Wasm policy chains behind this hook, when they take deploys (the admin API).
+    fn wasm(&self) -> Option<&crate::policy::WasmPolicy> {
+        None
+    }
 }
 
 /// No presence: effects are accepted and dropped.

@@ -7,6 +7,7 @@
 //! [`arqon_core::limits`]. Rooms fan out through one spine subscription per room per node.
 
 mod admin;
+mod admin_policy;
 mod conn;
 mod error;
 mod governance;
@@ -23,4 +24,4 @@ pub use governance::{Governance, GovernanceMetrics, audit_store, rules as govern
 pub use hooks::{AllowAll, Hooks, NoPresence, PolicyHook, PresenceHook, PresenceMember};
 pub use metrics::{LabelledCounter, Metrics};
 pub use node::{Node, admission_config, connect_spine, session_config};
-pub use policy::WasmPolicy;
+pub use policy::{DEPLOY_OUTCOMES, DEPLOYS_METRIC, PolicyDeployError, WasmPolicy};

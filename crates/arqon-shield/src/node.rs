@@ -216,7 +216,7 @@ impl Node {
     pub async fn start(config: Config) -> Result<Self, ShieldError> {
         let spine = connect_spine(&config).await?;
         let mut hooks = Hooks::default();
-        if let Some(policy) = WasmPolicy::from_config(&config.policy)? {
+        if let Some(policy) = WasmPolicy::for_node(&config)? {
             hooks.policy = Arc::new(policy);
         }
         Self::start_with(config, spine, hooks).await
@@ -432,7 +432,14 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render() + &shared.governance.counters().render(),
+        shared.metrics.render()
+            + &shared.governance.counters().render()
+            + &shared
+                .hooks
+                .policy
+                .wasm()
+                .map(WasmPolicy::render_metrics)
+                .unwrap_or_default(),
     )
         .into_response()
 }
