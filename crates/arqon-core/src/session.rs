@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use arqon_proto::CloseCode;
 use arqon_proto::names::{RoomName, TenantId, UserId};
 
 use crate::limits::{Rate, RejectReason, Throttled, TokenBucket, Verdict as Admission};
@@ -139,18 +140,23 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// The WebSocket close code (`specs/protocol.md`), or `None` when no WebSocket exists or is left.
-    pub fn close_code(self) -> Option<u16> {
+    /// The WebSocket close (`specs/protocol.md`), or `None` when no WebSocket exists or is left.
+    pub fn close(self) -> Option<CloseCode> {
         match self {
             Self::Unauthorized(_) | Self::NotAdmitted(_) | Self::ClientGone => None,
-            Self::ProtocolErrors => Some(4000),
-            Self::TokenExpired => Some(4001),
-            Self::Forbidden => Some(4003),
-            Self::HeartbeatTimeout => Some(4005),
-            Self::SlowConsumer => Some(4006),
-            Self::Drained => Some(4007),
-            Self::FrameTooLarge => Some(4008),
+            Self::ProtocolErrors => Some(CloseCode::ProtocolErrors),
+            Self::TokenExpired => Some(CloseCode::TokenExpired),
+            Self::Forbidden => Some(CloseCode::Forbidden),
+            Self::HeartbeatTimeout => Some(CloseCode::HeartbeatTimeout),
+            Self::SlowConsumer => Some(CloseCode::SlowConsumer),
+            Self::Drained => Some(CloseCode::ServerDraining),
+            Self::FrameTooLarge => Some(CloseCode::FrameTooLarge),
         }
+    }
+
+    /// The numeric WebSocket close code of [`CloseReason::close`].
+    pub fn close_code(self) -> Option<u16> {
+        self.close().map(CloseCode::code)
     }
 
     /// Stable label for metrics and logs.
