@@ -5,6 +5,7 @@
 
 mod cli_auth;
 mod cli_config;
+mod cli_gov;
 mod cli_help;
 mod cli_serve;
 
