@@ -33,15 +33,6 @@ impl LabelledCounter {
         self.0.lock().map_or(0, |counts| counts.values().sum())
     }
 
-    /// Appends this counter's Prometheus text as `name{label="…"}`.
-    pub(crate) fn render_into(&self, out: &mut String, name: &str, label: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (value, count) in self.snapshot() {
-            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
-        }
-    }
-
     fn snapshot(&self) -> Vec<(&'static str, u64)> {
         self.0
             .lock()

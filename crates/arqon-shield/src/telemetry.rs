@@ -195,11 +195,15 @@ impl Observability {
             "arqonbus_shield_deliver_latency_seconds",
             "publish stamped to delivery queued on this node",
         );
-        self.policy_verdicts.render_into(
+        render_fixed(
             out,
-            "arqonbus_policy_verdicts",
-            "verdict",
-            "policy chain verdicts",
+            (
+                "arqonbus_policy_verdicts",
+                "verdict",
+                "policy chain verdicts",
+            ),
+            &self.policy_verdicts,
+            &VERDICTS,
         );
         self.policy_duration.render(
             out,
@@ -216,12 +220,35 @@ impl Observability {
             "arqonbus_presence_members {}",
             self.presence_members.load(Ordering::Relaxed)
         );
-        self.spine_errors.render_into(
+        render_fixed(
             out,
-            "arqonbus_spine_errors",
-            "op",
-            "spine operations that failed",
+            (
+                "arqonbus_spine_errors",
+                "op",
+                "spine operations that failed",
+            ),
+            &self.spine_errors,
+            &SPINE_OPS,
         );
+    }
+}
+
+/// Every `arqonbus.policy.verdicts` label, rendered from the first scrape.
+const VERDICTS: [&str; 7] = ["allow", "block", "trap", "timeout", "memory", "abi", "load"];
+/// Every `arqonbus.spine.errors` label.
+const SPINE_OPS: [&str; 2] = ["publish", "subscribe"];
+
+/// Renders a counter over a fixed label set, zeros included, so every series exists from the start.
+fn render_fixed(
+    out: &mut String,
+    (name, label, help): (&str, &str, &str),
+    counter: &LabelledCounter,
+    values: &[&str],
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for value in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", counter.get(value));
     }
 }
 
@@ -359,6 +386,7 @@ pub fn inject(span: &Span, headers: &mut Headers, published_us: u64) {
         }
     }
     let _ = headers.insert(PUBLISHED_US, &published_us.to_string());
+    tracing::debug!(headers = headers.len(), "publishing to the spine");
 }
 
 /// The `shield.connect` span of one upgrade request.
@@ -455,6 +483,8 @@ impl Delivery {
     pub fn finish(self, obs: &Observability, members: usize, queued: usize, now_us: u64) {
         self.fanout.record("members", members);
         self.fanout.record("queued", queued);
+        self.fanout
+            .in_scope(|| tracing::debug!(members, queued, "fanned out"));
         if queued > 0
             && let Some(published) = self.published_us
         {
@@ -547,6 +577,8 @@ mod tests {
             "arqonbus_shield_connects{outcome=\"accepted\",reason=\"ok\"} 1",
             "arqonbus_policy_verdicts{verdict=\"timeout\"} 1",
             "arqonbus_spine_errors{op=\"publish\"} 1",
+            "arqonbus_spine_errors{op=\"subscribe\"} 0",
+            "arqonbus_policy_verdicts{verdict=\"allow\"} 0",
             "arqonbus_presence_members 0",
             "arqonbus_shield_handshake_seconds_count 0",
             "arqonbus_shield_deliver_latency_seconds_count 0",

@@ -16,11 +16,12 @@ use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
 pub use http::BlockingHttpClient;
+/// The writer factory [`subscriber`] takes (re-exported for callers that capture logs).
+pub use tracing_subscriber::fmt::MakeWriter;
 
 /// The OTLP/HTTP path for traces, appended to a base endpoint.
 const TRACES_PATH: &str = "/v1/traces";

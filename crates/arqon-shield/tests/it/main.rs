@@ -4,6 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod gov_e2e;
+mod obs_logs;
+mod obs_metrics;
+mod obs_traces;
 mod shield_auth;
 mod shield_cluster;
 mod shield_lifecycle;
