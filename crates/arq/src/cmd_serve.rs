@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use arqon_config::{Config, JwksSource, LogFormat};
+use arqon_config::{Config, JwksSource};
 use arqon_shield::Node;
-use tracing_subscriber::EnvFilter;
 
 use crate::Color;
 
@@ -43,34 +42,29 @@ fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-fn init_logs(config: &Config, color: Color) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.telemetry.log_level)
-        .with_context(|| format!("telemetry.log_level {:?}", config.telemetry.log_level))?;
+/// Installs logs and traces from `[telemetry]` (`specs/observability.md`): JSON or pretty logs on
+/// stderr, spans exported over OTLP/HTTP when `otlp_endpoint` is set.
+fn init_telemetry(config: &Config, color: Color) -> anyhow::Result<arqon_telemetry::Telemetry> {
     let ansi = match color {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let installed = match config.telemetry.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
-    installed.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
+    Ok(arqon_telemetry::init(&config.telemetry, "arqonbus", ansi)?)
 }
 
 pub(crate) fn run(args: &ServeArgs, color: Color) -> anyhow::Result<ExitCode> {
     let config = load(args)?;
-    init_logs(&config, color)?;
+    let telemetry = init_telemetry(&config, color)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let token_hint = token_hint(args, &config);
-    runtime.block_on(serve(config, token_hint))
+    let served = runtime.block_on(serve(config, token_hint));
+    // Export the spans still batched before the process exits.
+    telemetry.shutdown();
+    served
 }
 
 /// The `arq auth gen` command that mints a token this node accepts (dev keys only).
