@@ -393,3 +393,48 @@ async fn ac_gov_19_a_tampered_approval_digest_is_refused_by_the_client_which_ale
         "{approval:?}"
     );
 }
+
+// AC-GOV-21
+#[tokio::test]
+async fn ac_gov_21_on_nats_the_node_audits_into_jetstream() {
+    let server = arqon_testkit::NatsServer::start_jetstream().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = gov_config(dir.path());
+    config.spine.kind = arqon_config::SpineKind::Nats;
+    config.spine.nats_urls = vec![server.url()];
+    config.governance.audit_kind = arqon_config::AuditKind::Jetstream;
+    let node = Node::start(config).await.unwrap();
+    let operator = gov_token(TENANT, "ops", Role::Operator);
+    let token = gov_token(TENANT, "dp-1", Role::Agent);
+    let mut plane = BusClient::connect(&node.socket_url(), &token)
+        .await
+        .unwrap();
+    plane.send(proposal("prop_nats")).await.unwrap();
+    until_pending(&node, &operator, "prop_nats").await;
+    let stop = json!({ "action": "emergency-stop" });
+    let path = format!("{}/enforce", base(TENANT));
+    let (status, body) = admin(&node, &operator, "POST", &path, Some(&stop)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(matches!(
+        next(&mut plane).await,
+        DownstreamMessage::Enforce {
+            action: EnforcementAction::EmergencyStop,
+            ..
+        }
+    ));
+    let (status, body) = admin(
+        &node,
+        &operator,
+        "GET",
+        &format!("{}/audit/verify", base(TENANT)),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // proposal, enforce, and the pending proposal's emergency_stop rejection at least.
+    assert!(body["records"].as_u64().unwrap() >= 3, "{body}");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing audited to files on NATS"
+    );
+}
