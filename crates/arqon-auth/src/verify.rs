@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use crate::{AuthError, Claims, Jwks, RefreshError, Role};
 
-/// The largest token accepted, in bytes.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The largest token accepted, in bytes: the wire contract's limit on a token (one definition,
+/// in `arqon-proto`, for the upgrade and for `Refresh`).
+pub use arqon_proto::decode::MAX_TOKEN_BYTES;
 
 /// What a valid token must say, besides being signed by a key in the JWKS.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub const MAX_METADATA_KEY_BYTES: usize = 64;
 pub const MAX_METADATA_VALUE_BYTES: usize = 256;
 /// Longest `content_type`, in bytes.
 pub const MAX_CONTENT_TYPE_BYTES: usize = 128;
-/// Longest `Refresh.token`, in bytes.
+/// Longest token, in bytes: a `Refresh.token` here, and any token `arqon-auth` verifies.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest `PresenceRequest.page_token`, in bytes.
 pub const MAX_PAGE_TOKEN_BYTES: usize = 256;
