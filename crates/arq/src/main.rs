@@ -6,6 +6,7 @@
 mod cmd_auth;
 mod cmd_config;
 mod cmd_gov;
+mod cmd_policy;
 mod cmd_serve;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     Config(ConfigCommand),
     /// Governance: proposals, approvals, enforcement and the audit trail (admin API).
     Gov(cmd_gov::GovArgs),
+    /// Wasm policy chains: deploy a module (hot reload) and list what is in force (admin API).
+    Policy(cmd_policy::PolicyArgs),
     /// Print a shell completion script (e.g. `arq completions bash > /etc/bash_completion.d/arq`).
     Completions {
         /// The shell.
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check { file }) => cmd_config::check(&file),
         Command::Config(ConfigCommand::Schema) => cmd_config::schema(),
         Command::Gov(args) => cmd_gov::run(&args),
+        Command::Policy(args) => cmd_policy::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "arq", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
