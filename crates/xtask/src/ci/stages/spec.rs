@@ -227,7 +227,7 @@ pub(crate) fn author_text(template: &str, text: &str) -> String {
     let template_lines: BTreeSet<&str> = template.lines().map(str::trim).collect();
     text.lines()
         .filter(|l| l.starts_with("## ") || !template_lines.contains(l.trim()))
-        .map(|l| format!("{l}\n"))
+        .flat_map(|l| [l, "\n"])
         .collect()
 }
 
