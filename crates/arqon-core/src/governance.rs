@@ -822,24 +822,11 @@ impl ControlPlane {
                 digest: Digest(pending.digest.clone()),
                 variant: pending.proposal.variant_id,
             };
-            let events = [
-                RolloutEvent::Propose { proposal },
-                RolloutEvent::Approve {
-                    proposal_id: id.clone(),
-                    digest: Digest(pending.digest.clone()),
-                    config,
-                },
-                RolloutEvent::Step { now_us: at_us },
-            ];
-            let mut state = RolloutState::default();
-            for event in &events {
-                // The config was validated and the digest is the proposal's own: these steps
-                // are accepted by construction; a refusal would leave the rollout out of flight.
-                if let Ok(step) = Rollout.step(&state, event) {
-                    state = step.state;
-                }
-            }
-            if !matches!(state.phase, RolloutPhase::Complete { .. }) {
+            // The config was validated and the digest is the proposal's own: the steps are
+            // accepted by construction; a refusal would leave the rollout out of flight.
+            if let Ok(state) = RolloutState::approved(proposal, config, at_us)
+                && !matches!(state.phase, RolloutPhase::Complete { .. })
+            {
                 self.in_flight.insert(id.clone(), state);
             }
         }

@@ -168,6 +168,29 @@ pub struct RolloutState {
 }
 
 impl RolloutState {
+    /// The rollout of `proposal` approved with `config` and stepped once at `now_us`
+    /// (`Propose`, `Approve`, `Step`): where the control plane and a [`RolloutTracker`] start.
+    pub fn approved(
+        proposal: ProposalRef,
+        config: RolloutConfig,
+        now_us: u64,
+    ) -> Result<Self, RolloutRejection> {
+        let approve = RolloutEvent::Approve {
+            proposal_id: proposal.id.clone(),
+            digest: proposal.digest.clone(),
+            config,
+        };
+        [
+            RolloutEvent::Propose { proposal },
+            approve,
+            RolloutEvent::Step { now_us },
+        ]
+        .iter()
+        .try_fold(Self::default(), |state, event| {
+            Ok(Rollout.step(&state, event)?.state)
+        })
+    }
+
     /// The share of traffic the new variant gets now, bp (0 means the baseline everywhere).
     pub fn percent_bp(&self) -> u32 {
         match &self.phase {
@@ -858,25 +881,9 @@ impl RolloutTracker {
         now_us: u64,
         seed: u64,
     ) -> Result<Self, TrackerError> {
-        let machine = Rollout;
-        let mut state = RolloutState::default();
-        let events = [
-            RolloutEvent::Approve {
-                proposal_id: proposal.id.clone(),
-                digest: proposal.digest.clone(),
-                config,
-            },
-            RolloutEvent::Step { now_us },
-        ];
-        state = machine
-            .step(&state, &RolloutEvent::Propose { proposal })?
-            .state;
-        for event in &events {
-            state = machine.step(&state, event)?.state;
-        }
         Ok(Self {
-            machine,
-            state,
+            machine: Rollout,
+            state: RolloutState::approved(proposal, config, now_us)?,
             now_us,
             rng: ChaCha8Rng::seed_from_u64(seed),
         })
