@@ -79,11 +79,6 @@ impl TenantId {
         })?;
         Ok(Self(value.to_owned()))
     }
-
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// A room name: `[A-Za-z0-9_-]{1,128}`.
@@ -100,11 +95,6 @@ impl RoomName {
             c.is_ascii_alphanumeric() || c == '_' || c == '-'
         })?;
         Ok(Self(value.to_owned()))
-    }
-
-    /// The name as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -124,15 +114,16 @@ impl UserId {
         })?;
         Ok(Self(value.to_owned()))
     }
-
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 macro_rules! string_conversions {
     ($($name:ident),*) => {$(
+        impl $name {
+            /// The validated text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
         impl TryFrom<String> for $name {
             type Error = NameError;
             fn try_from(value: String) -> Result<Self, Self::Error> {
