@@ -13,9 +13,12 @@ pub const DEV_AUDIENCE: &str = "arqon";
 pub enum Role {
     /// An application client: join, leave, publish.
     User,
-    /// A data-plane service: may also send governance telemetry and proposals.
+    /// A service client: a user's rights on the bus. It has no governance rights; a data-plane
+    /// service that sends telemetry and proposals holds `agent` or `dataplane`
+    /// (`specs/governance.md`, `GovRole::from_claim`).
     Service,
-    /// A tenant administrator: may also approve proposals and enforce.
+    /// A tenant administrator: the admin API, and the operator's governance rights
+    /// (approvals, rejections, enforcement).
     Admin,
     /// A governance data-plane agent (Tier 2): telemetry, proposals, alerts.
     Agent,
