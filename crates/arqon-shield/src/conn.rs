@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::hooks::PresenceMember;
+use crate::hooks::{PresenceHook as _, PresenceMember};
 use crate::hub::{Outbox, SlowSignal};
 use crate::metrics::{dec, inc};
 use crate::node::{IdentityGuard, Shared, SlotGuard, now_us};
@@ -49,6 +49,9 @@ struct Current {
     header: ClientHeader,
     publish: Option<(Bytes, String)>,
     nonce: u64,
+    /// A join's presence metadata (JSON text), and whether its snapshot is due after the ack.
+    presence_meta: Option<String>,
+    snapshot_due: Option<arqon_proto::names::RoomName>,
 }
 
 struct Driver {
@@ -383,13 +386,18 @@ impl Driver {
             header: envelope.header,
             publish: None,
             nonce: 0,
+            presence_meta: None,
+            snapshot_due: None,
         };
         let event = match envelope.command {
-            ClientCommand::Join { room, .. } => SessionEvent::Join {
-                room,
-                request,
-                now_us,
-            },
+            ClientCommand::Join { room, metadata } => {
+                current.presence_meta = crate::presence::meta_text(&metadata);
+                SessionEvent::Join {
+                    room,
+                    request,
+                    now_us,
+                }
+            }
             ClientCommand::Leave { room } => SessionEvent::Leave {
                 room,
                 request,
@@ -490,7 +498,35 @@ impl Driver {
             session: self.session_id.clone(),
             node: self.shared.settings.node_id.clone(),
             at_us: now_us(),
+            meta: self
+                .current
+                .as_ref()
+                .and_then(|current| current.presence_meta.clone()),
         }
+    }
+
+    /// After a join's ack: the room's full member list, every page (the joiner's snapshot).
+    fn send_snapshot_due(&mut self, request: u64) {
+        let Some(current) = self.current.as_mut().filter(|c| c.request == request) else {
+            return;
+        };
+        let Some(room) = current.snapshot_due.take() else {
+            return;
+        };
+        let target = crate::presence::ListTarget {
+            tenant: self.identity.tenant.clone(),
+            session_id: self.session_id.clone(),
+            request,
+            correlation: current.header.correlation_id.clone().unwrap_or_default(),
+            outbox: self.outbox.clone(),
+            metrics: Arc::clone(&self.shared.metrics),
+        };
+        let query = arqon_brain::presence::ListQuery {
+            after: None,
+            page_size: crate::presence::PAGE_SIZE,
+            all_pages: true,
+        };
+        self.shared.presence.send_list(target, &room, query);
     }
 
     /// Runs the policy chain on the current publish under a `policy.check` span, counted.
@@ -507,10 +543,12 @@ impl Driver {
         let span = crate::telemetry::policy_span();
         let started = std::time::Instant::now();
         let verdict = span.in_scope(|| {
-            self.shared
-                .hooks
-                .policy
-                .check(&self.identity.tenant, &self.identity.user, room, &payload)
+            self.shared.hooks.policy.check(
+                &self.identity.tenant,
+                &self.identity.user,
+                room,
+                &payload,
+            )
         });
         let obs = &self.shared.metrics.obs;
         obs.policy_checked(&span, started.elapsed(), &verdict);
@@ -582,6 +620,7 @@ impl Driver {
                     .unwrap_or_default();
                 let header = self.server_header(Some(request));
                 self.send(&outbound::ack(header, acked));
+                self.send_snapshot_due(request);
             }
             SessionEffect::SendPong { request } => {
                 let nonce = self
@@ -637,12 +676,20 @@ impl Driver {
             SessionEffect::PresenceJoin { room } => {
                 let _presence = crate::telemetry::presence_span("join", room.as_str()).entered();
                 self.shared.metrics.obs.presence_joined();
-                self.shared.hooks.presence.join(&self.member(), &room);
+                let member = self.member();
+                self.shared.hooks.presence.join(&member, &room);
+                self.shared.presence.join(&member, &room);
+                // The joiner's snapshot follows the join's ack.
+                if let Some(current) = self.current.as_mut() {
+                    current.snapshot_due = Some(room);
+                }
             }
             SessionEffect::PresenceLeave { room } => {
                 let _presence = crate::telemetry::presence_span("leave", room.as_str()).entered();
                 self.shared.metrics.obs.presence_left();
-                self.shared.hooks.presence.leave(&self.member(), &room);
+                let member = self.member();
+                self.shared.hooks.presence.leave(&member, &room);
+                self.shared.presence.leave(&member, &room);
             }
             SessionEffect::Close { code } => self.close_code = Some(code),
             SessionEffect::ScheduleTick { at_us } => self.next_tick_us = Some(at_us),

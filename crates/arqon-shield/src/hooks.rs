@@ -22,6 +22,8 @@ pub struct PresenceMember {
     pub node: String,
     /// When, in µs since the epoch.
     pub at_us: u64,
+    /// The join's presence metadata as JSON text (`None` when empty, and on leave).
+    pub meta: Option<String>,
 }
 
 /// Receives the Session machine's `presence_join` / `presence_leave` effects.

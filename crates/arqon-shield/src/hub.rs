@@ -166,6 +166,18 @@ impl Hub {
             .unwrap_or(0)
     }
 
+    /// Queues `frame` to every local member of a room (presence notices); returns how many took it.
+    pub(crate) async fn offer_local(&self, subject: &Subject, frame: Bytes) -> usize {
+        let rooms = self.rooms.lock().await;
+        let Some(members) = rooms.get(subject).and_then(|room| room.members.read().ok()) else {
+            return 0;
+        };
+        members
+            .values()
+            .filter(|outbox| outbox.offer(frame.clone(), &self.metrics))
+            .count()
+    }
+
     pub(crate) fn spine(&self) -> &Arc<dyn Spine> {
         &self.spine
     }

@@ -16,6 +16,7 @@ mod hub;
 mod metrics;
 mod node;
 mod policy;
+mod presence;
 pub mod telemetry;
 mod tls;
 

@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) hooks: Hooks,
+    /// Presence: the Brain's driver, delivering to this node's hub.
+    pub(crate) presence: crate::presence::NodePresence,
     pub(crate) drain: watch::Sender<Option<u64>>,
     /// The governance control plane and its `gov.down` fan-out.
     pub(crate) governance: Arc<Governance>,
@@ -254,6 +256,7 @@ impl Node {
             },
             verifier,
             admission: Mutex::new(Admission::new(admission_config(&config), now)),
+            presence: crate::presence::NodePresence::start(&config, Arc::clone(&spine)),
             hub: Hub::new(spine, Arc::clone(&metrics)),
             metrics,
             hooks,
@@ -264,6 +267,7 @@ impl Node {
             sessions_gone: Notify::new(),
             next_session: AtomicU64::new(session_seed(&config.node.id, now)),
         });
+        shared.presence.bind(&shared);
         let mut router = Router::new()
             .route("/v1/socket", get(socket))
             .route("/healthz", get(|| async { "ok" }))
@@ -326,6 +330,15 @@ impl Node {
     /// The node's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Every member of a tenant's room, on every node, as this node's presence sees it.
+    pub async fn presence_members(
+        &self,
+        tenant: &TenantId,
+        room: &arqon_proto::names::RoomName,
+    ) -> Vec<arqon_core::presence::Member> {
+        self.shared.presence.driver().members(tenant, room).await
     }
 
     /// The node's governance (control plane, audit store, `gov.down` fan-out).
@@ -478,7 +491,10 @@ async fn socket(
     } = verdict
     {
         shared.metrics.admission_rejections.inc(reason.as_str());
-        shared.metrics.obs.connect(outcome::REJECTED, reason.as_str());
+        shared
+            .metrics
+            .obs
+            .connect(outcome::REJECTED, reason.as_str());
         return unavailable(retry_after_ms);
     }
     shared.sessions.fetch_add(1, Ordering::AcqRel);

@@ -309,7 +309,17 @@ impl WsClient {
         want: &'static str,
         pick: impl Fn(Body) -> Option<T>,
     ) -> Result<(Header, T), WsError> {
-        let envelope = self.recv_envelope().await?;
+        let envelope = loop {
+            let envelope = self.recv_envelope().await?;
+            // Presence notices arrive around joins; only an expect for presence sees them.
+            let presence = matches!(
+                envelope.body,
+                Some(Body::PresenceUpdate(_) | Body::PresenceLeave(_))
+            );
+            if !presence || want.starts_with("presence") {
+                break envelope;
+            }
+        };
         let header = envelope.header.unwrap_or_default();
         let got = envelope.body.as_ref().map_or("nothing", body_name);
         envelope

@@ -7,3 +7,4 @@ mod audit_file;
 mod audit_jetstream;
 mod governance_driver;
 mod governance_service;
+mod presence_nodes;

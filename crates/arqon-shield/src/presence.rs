@@ -1,0 +1,185 @@
+//! Presence glue: runs the Brain's presence driver for this node, delivers its notices to the
+//! room's local members through the hub, and sends member lists (the joiner's snapshot) to a
+//! session. `specs/presence.md` ("Driver").
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use arqon_brain::presence::{
+    DeliveryFuture, ListQuery, ListReply, Notice, PresenceDelivery, PresenceDriver,
+    PresenceSettings,
+};
+use arqon_config::Config;
+use arqon_core::presence::{Member, MemberCursor, MemberPage};
+use arqon_core::subject::Subject;
+use arqon_proto::names::{RoomName, TenantId};
+use arqon_proto::outbound;
+use arqon_proto::v1::{self, LeaveReason};
+use bytes::Bytes;
+
+use crate::hooks::{PresenceHook, PresenceMember};
+use crate::hub::Outbox;
+use crate::metrics::Metrics;
+use crate::node::{Shared, now_us};
+
+/// Members per snapshot page sent to a joiner (and the default for a `PresenceRequest`).
+pub(crate) const PAGE_SIZE: usize = 256;
+
+/// The node's presence: the Brain driver plus the delivery bound to the node's hub.
+pub(crate) struct NodePresence {
+    driver: PresenceDriver,
+    delivery: Arc<HubDelivery>,
+}
+
+impl NodePresence {
+    /// Starts the driver for `config`'s node on `spine`; [`NodePresence::bind`] connects the hub.
+    pub(crate) fn start(config: &Config, spine: Arc<dyn arqon_spine::Spine>) -> Self {
+        let settings = PresenceSettings::new(
+            &config.node.id,
+            config.presence.node_heartbeat_interval.get(),
+            config.presence.node_expiry.get(),
+        );
+        let delivery = Arc::new(HubDelivery::default());
+        let driver = PresenceDriver::start(
+            spine,
+            settings,
+            Arc::clone(&delivery) as Arc<dyn PresenceDelivery>,
+        );
+        Self { driver, delivery }
+    }
+
+    /// Delivers notices to `shared`'s hub from now on.
+    pub(crate) fn bind(&self, shared: &Arc<Shared>) {
+        let _ = self.delivery.shared.set(Arc::downgrade(shared));
+    }
+
+    /// The driver (counters, member lists).
+    pub(crate) fn driver(&self) -> &PresenceDriver {
+        &self.driver
+    }
+
+    /// Sends `room`'s member list to one session: every page for a joiner's snapshot, one page
+    /// from `after` for a request. Runs in the driver's order, after the joins handed in before.
+    pub(crate) fn send_list(&self, to: ListTarget, room: &RoomName, query: ListQuery) {
+        let tenant = to.tenant.clone();
+        let reply_room = room.clone();
+        let reply: ListReply = Box::new(move |pages: Vec<MemberPage>| {
+            for (i, page) in pages.into_iter().enumerate() {
+                let header = outbound::server_header(
+                    &to.tenant,
+                    format!("{}-p{}-{i}", to.session_id, to.request),
+                    &to.correlation,
+                    now_us(),
+                );
+                let next = page.next.as_ref().map(page_token).unwrap_or_default();
+                let members = page.members.iter().map(wire_member).collect();
+                let envelope = outbound::presence_snapshot(header, &reply_room, members, next);
+                to.outbox
+                    .offer(arqon_proto::encode_envelope(&envelope), &to.metrics);
+            }
+        });
+        self.driver.list(&tenant, room, query, reply);
+    }
+}
+
+impl PresenceHook for NodePresence {
+    fn join(&self, member: &PresenceMember, room: &RoomName) {
+        self.driver.join(
+            &member.tenant,
+            room,
+            &member.session,
+            &member.user,
+            member.meta.clone(),
+        );
+    }
+
+    fn leave(&self, member: &PresenceMember, room: &RoomName) {
+        self.driver.leave(&member.tenant, room, &member.session);
+    }
+}
+
+/// Who a member list goes to.
+pub(crate) struct ListTarget {
+    /// The session's tenant (the list is read from this tenant's presence only).
+    pub(crate) tenant: TenantId,
+    /// The session id, for message ids.
+    pub(crate) session_id: String,
+    /// The request it answers, for message ids.
+    pub(crate) request: u64,
+    /// The request's correlation id, echoed.
+    pub(crate) correlation: String,
+    /// The session's outbound queue.
+    pub(crate) outbox: Outbox,
+    /// The node's metrics (queue drops).
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// The continuation token of a page: `<session>/<node>` of the last member sent.
+fn page_token((session, node): &MemberCursor) -> String {
+    format!("{}/{}", session.0, node.0)
+}
+
+/// A member as the wire carries it; metadata is the join's map, kept as JSON by the machine.
+fn wire_member(member: &Member) -> v1::Member {
+    let metadata: BTreeMap<String, String> = member
+        .meta
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    v1::Member {
+        user_id: member.user.as_str().to_owned(),
+        session_id: member.session.0.clone(),
+        node_id: member.node.0.clone(),
+        joined_at_us: member.joined_at_us,
+        metadata: metadata.into_iter().collect(),
+    }
+}
+
+/// The join's metadata as the opaque text the machine keeps (`None` when there is none).
+pub(crate) fn meta_text(metadata: &BTreeMap<String, String>) -> Option<String> {
+    if metadata.is_empty() {
+        return None;
+    }
+    serde_json::to_string(metadata).ok()
+}
+
+/// Delivers notices to the local members of a room through the node's hub.
+#[derive(Default)]
+struct HubDelivery {
+    shared: OnceLock<Weak<Shared>>,
+    sent: AtomicU64,
+}
+
+impl PresenceDelivery for HubDelivery {
+    fn deliver<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        room: &'a RoomName,
+        notice: Notice,
+        member: &'a Member,
+    ) -> DeliveryFuture<'a> {
+        Box::pin(async move {
+            let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
+                return;
+            };
+            let n = self.sent.fetch_add(1, Ordering::Relaxed);
+            let header = outbound::server_header(tenant, format!("presence-{n}"), "", now_us());
+            let envelope = match notice {
+                Notice::Joined => outbound::presence_join(header, room, vec![wire_member(member)]),
+                Notice::Left => outbound::presence_leave(
+                    header,
+                    room,
+                    &member.user,
+                    &member.session.0,
+                    LeaveReason::Left,
+                ),
+            };
+            let frame: Bytes = arqon_proto::encode_envelope(&envelope);
+            shared
+                .hub
+                .offer_local(&Subject::room(tenant, room), frame)
+                .await;
+        })
+    }
+}
