@@ -2,11 +2,13 @@
 
 mod jwt;
 mod nats;
+mod otlp;
 mod proxy;
 mod ws;
 
 pub use jwt::{DEFAULT_SEED, JwtIssuer, unix_now};
 pub use nats::{DEFAULT_NATS_SERVER, NatsCluster, NatsOptions, NatsServer};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::DelayProxy;
 pub use ws::{DEFAULT_RECV_TIMEOUT, Incoming, TokenCarrier, WsClient, WsError};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::run;
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// Sends one HTTP/1.1 request and returns the status line.
 fn request(addr: &str, path: &str, headers: &[(&str, &str)]) -> String {
@@ -41,7 +41,7 @@ fn upgrade_headers(token: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Kills the child on drop, so a failing test leaves no process behind.
-struct Guard(Option<Child>);
+pub(crate) struct Guard(pub(crate) Option<Child>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -53,14 +53,14 @@ impl Drop for Guard {
 }
 
 /// A running `arq serve`: its process guard, its address, and what it printed up to the token hint.
-struct Served {
-    guard: Guard,
-    addr: String,
-    token_command: Vec<String>,
+pub(crate) struct Served {
+    pub(crate) guard: Guard,
+    pub(crate) addr: String,
+    pub(crate) token_command: Vec<String>,
 }
 
 /// Starts `arq serve <args>` in `cwd` and waits (with a timeout) until it prints its URL and token hint.
-fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
+pub(crate) fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("arq"))
         .arg("serve")
         .args(args)
@@ -108,14 +108,14 @@ fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
 }
 
 /// Runs the token command the node printed and returns the token.
-fn token_from_hint(served: &Served, cwd: &std::path::Path) -> String {
+pub(crate) fn token_from_hint(served: &Served, cwd: &std::path::Path) -> String {
     let args: Vec<&str> = served.token_command.iter().map(String::as_str).collect();
     let (code, token, stderr) = run(&args, cwd);
     assert_eq!(code, 0, "{args:?}: {stderr}");
     token.trim().to_owned()
 }
 
-fn upgrade(addr: &str, token: &str) -> String {
+pub(crate) fn upgrade(addr: &str, token: &str) -> String {
     let headers = upgrade_headers(token);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     request(addr, "/v1/socket", &headers)

@@ -9,6 +9,7 @@ mod cli_gov;
 mod cli_help;
 mod cli_policy;
 mod cli_serve;
+mod obs_serve;
 
 use assert_cmd::Command;
 
