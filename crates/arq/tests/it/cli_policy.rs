@@ -24,6 +24,8 @@ fn start_node(runtime: &tokio::runtime::Runtime, keys_dir: &Path) -> (Node, DevK
     config.node.listen = "127.0.0.1:0".parse().expect("addr");
     config.auth.jwks = Some(keys.to_jwks_json());
     config.admin.enabled = true;
+    // Room for a loaded test machine; the 2 ms default is for production.
+    config.policy.time_budget = arqon_config::Duration::from_millis(250);
     let node = runtime.block_on(Node::start(config)).expect("node");
     (node, keys)
 }

@@ -7,6 +7,7 @@ mod gov_e2e;
 mod obs_logs;
 mod obs_metrics;
 mod obs_traces;
+mod policy_admin;
 mod shield_auth;
 mod shield_cluster;
 mod shield_lifecycle;

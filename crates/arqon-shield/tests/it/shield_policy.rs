@@ -15,6 +15,8 @@ fn fixture(name: &str) -> PathBuf {
 #[tokio::test]
 async fn policy_blocks_malware_routes_clean_messages_and_fails_closed_per_tenant() {
     let mut config = support::config();
+    // Room for a loaded test machine (the 2 ms default would time out under CPU contention).
+    config.policy.time_budget = arqon_config::Duration::from_millis(250);
     config.policy.global = vec![fixture("bad_words")];
     config.policy.tenants.insert(
         "loopy".to_owned(),
