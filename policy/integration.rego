@@ -7,7 +7,7 @@ deny contains msg if {
 	t := input.checks.topology
 	t.ran
 	t.tests_run == 0
-	msg := "integration: no topology test ran (test names containing `topology`)"
+	msg := "integration: no topology test ran (test names containing `topology` or `cluster`)"
 }
 
 deny contains msg if {

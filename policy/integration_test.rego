@@ -9,7 +9,7 @@ test_clean_integration_passes if {
 
 test_zero_topology_tests_denies if {
 	inp := object.union(clean, {"checks": {"topology": {"tests_run": 0}}})
-	deny == {"integration: no topology test ran (test names containing `topology`)"} with input as inp
+	deny == {"integration: no topology test ran (test names containing `topology` or `cluster`)"} with input as inp
 }
 
 test_missing_nats_denies_in_full_only if {

@@ -150,10 +150,7 @@ pub(crate) fn tls_verdict(path: &str, text: &str) -> (bool, bool, String) {
             );
         }
     };
-    let dev_flag = table.get("dev").is_some_and(|d| {
-        d.as_bool() == Some(true) || d.get("enabled").and_then(toml::Value::as_bool) == Some(true)
-    });
-    let dev = name.contains("dev") || dev_flag;
+    let dev = name.contains("dev") || dev_flag(&table);
     let Some(tls) = find_table(&table, "tls") else {
         return (dev, false, "no [tls] table".to_owned());
     };
@@ -171,6 +168,19 @@ pub(crate) fn tls_verdict(path: &str, text: &str) -> (bool, bool, String) {
             "the [tls] table names no certificate and key".to_owned(),
         )
     }
+}
+
+/// `dev = true` in any table (`[node] dev = true` in `arqon.toml`), or a `[dev]` table with
+/// `enabled = true`.
+fn dev_flag(table: &toml::Table) -> bool {
+    table.iter().any(|(key, value)| match value {
+        toml::Value::Boolean(on) => key == "dev" && *on,
+        toml::Value::Table(inner) => {
+            (key == "dev" && inner.get("enabled").and_then(toml::Value::as_bool) == Some(true))
+                || dev_flag(inner)
+        }
+        _ => false,
+    })
 }
 
 fn find_table<'a>(table: &'a toml::Table, name: &str) -> Option<&'a toml::Table> {
@@ -201,6 +211,14 @@ mod tests {
         assert_eq!(why, "no [tls] table");
         assert!(tls_verdict("deploy/arqon.dev.toml", "").0);
         assert!(tls_verdict("deploy/x.toml", "dev = true\n").0);
+        assert!(
+            tls_verdict(
+                "deploy/compose/node-1.toml",
+                "[node]\nid = \"n\"\ndev = true\n"
+            )
+            .0
+        );
+        assert!(!tls_verdict("deploy/compose/node-1.toml", "[node]\ndev = false\n").0);
         assert_eq!(
             tls_verdict(
                 "deploy/x.toml",

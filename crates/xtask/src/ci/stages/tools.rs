@@ -117,7 +117,7 @@ pub(super) fn integration(ctx: &Ctx, facts: &mut Facts) {
             "--locked",
             "--no-tests=pass",
             "-E",
-            "test(/topology/)",
+            "test(/topology|cluster/)",
         ],
         Needs::Binary("cargo-nextest"),
     )
