@@ -15,9 +15,9 @@ OUT = ROOT / "sdk" / "python" / "src"
 PACKAGE = OUT / "arqon" / "v1"
 
 
-def generate(into: pathlib.Path) -> list[pathlib.Path]:
-    files = sorted(PROTO.glob("arqon/v1/*.proto"))
-    args = ["protoc", f"-I{PROTO}", f"--python_out={into}", f"--pyi_out={into}", *map(str, files)]
+def generate(into: pathlib.Path, proto: pathlib.Path = PROTO) -> list[pathlib.Path]:
+    files = sorted(proto.glob("arqon/v1/*.proto"))
+    args = ["protoc", f"-I{proto}", f"--python_out={into}", f"--pyi_out={into}", *map(str, files)]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     return sorted((into / "arqon" / "v1").glob("*_pb2.py*"))
@@ -26,13 +26,14 @@ def generate(into: pathlib.Path) -> list[pathlib.Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail when the committed code differs")
+    parser.add_argument("--proto", type=pathlib.Path, default=PROTO, help="the proto root (default: proto/)")
     args = parser.parse_args()
     if not args.check:
         generate(OUT)
         print(f"generated into {PACKAGE}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(pathlib.Path(tmp))
+        fresh = generate(pathlib.Path(tmp), args.proto)
         committed = sorted(PACKAGE.glob("*_pb2.py*"))
         drift = [f.name for f in fresh if not (PACKAGE / f.name).exists() or not filecmp.cmp(f, PACKAGE / f.name, shallow=False)]
         extra = sorted({c.name for c in committed} - {f.name for f in fresh})
