@@ -323,6 +323,15 @@ pub enum SessionEvent {
         /// When.
         now_us: u64,
     },
+    /// A page of a room's member list (`PresenceRequest`); the shell holds the page size and token.
+    PresenceRequest {
+        /// The room.
+        room: RoomName,
+        /// Request id.
+        request: u64,
+        /// When.
+        now_us: u64,
+    },
     /// In-band token refresh.
     Refresh {
         /// The verification outcome.
@@ -406,6 +415,13 @@ pub enum SessionEffect {
     /// Send `Pong` for a heartbeat or ping.
     SendPong {
         /// The request.
+        request: u64,
+    },
+    /// Send a page of the room's member list (`PresenceUpdate` kind `SNAPSHOT`) for a request.
+    SendPresence {
+        /// The room (one the session is in).
+        room: RoomName,
+        /// The request holding the page size and token.
         request: u64,
     },
     /// Send `Drain`: reconnect elsewhere.
@@ -692,6 +708,17 @@ impl SessionMachine {
                 live,
                 vec![SessionEffect::SendPong { request: *request }],
             ),
+            SessionEvent::PresenceRequest { room, request, .. } => {
+                let effect = if live.rooms.contains(room) {
+                    SessionEffect::SendPresence {
+                        room: room.clone(),
+                        request: *request,
+                    }
+                } else {
+                    error(ErrorCode::NotInRoom, Some(*request))
+                };
+                keep(before, live, vec![effect])
+            }
             SessionEvent::Refresh {
                 outcome, request, ..
             } => self.refresh(before, live, outcome, *request, draining),
@@ -870,6 +897,7 @@ impl SessionMachine {
             | SessionEvent::Leave { now_us, .. }
             | SessionEvent::Publish { now_us, .. }
             | SessionEvent::Heartbeat { now_us, .. }
+            | SessionEvent::PresenceRequest { now_us, .. }
             | SessionEvent::Refresh { now_us, .. }
             | SessionEvent::ProtocolError { now_us, .. } => {
                 let mut seen = live.clone();
@@ -969,6 +997,13 @@ static TRANSITIONS: &[Transition] = &[
     row!(ACTIVE, "heartbeat", ACTIVE, "", ["send_pong"]),
     row!(
         ACTIVE,
+        "presence_request",
+        ACTIVE,
+        "in the room: send the page; else NOT_IN_ROOM",
+        ["send_presence", "send_error"]
+    ),
+    row!(
+        ACTIVE,
         "refresh",
         ACTIVE,
         "same sub and tenant, exp > now: extend; expired or invalid: error",
@@ -1054,6 +1089,13 @@ static TRANSITIONS: &[Transition] = &[
         ["publish", "send_ack", "send_error"]
     ),
     row!(DRAINING, "heartbeat", DRAINING, "", ["send_pong"]),
+    row!(
+        DRAINING,
+        "presence_request",
+        DRAINING,
+        "in the room: send the page; else NOT_IN_ROOM",
+        ["send_presence", "send_error"]
+    ),
     row!(
         DRAINING,
         "refresh",
@@ -1208,6 +1250,7 @@ impl Machine for SessionMachine {
             SessionEvent::Publish { .. } => "publish",
             SessionEvent::PolicyVerdict { .. } => "policy_verdict",
             SessionEvent::Heartbeat { .. } => "heartbeat",
+            SessionEvent::PresenceRequest { .. } => "presence_request",
             SessionEvent::Refresh { .. } => "refresh",
             SessionEvent::Tick { .. } => "tick",
             SessionEvent::SlowConsumer => "slow_consumer",
@@ -1225,6 +1268,7 @@ impl Machine for SessionMachine {
             SessionEffect::SendError { .. } => "send_error",
             SessionEffect::SendAck { .. } => "send_ack",
             SessionEffect::SendPong { .. } => "send_pong",
+            SessionEffect::SendPresence { .. } => "send_presence",
             SessionEffect::SendDrain => "send_drain",
             SessionEffect::Subscribe { .. } => "subscribe",
             SessionEffect::Unsubscribe { .. } => "unsubscribe",
@@ -1252,6 +1296,7 @@ impl Machine for SessionMachine {
             "publish",
             "policy_verdict",
             "heartbeat",
+            "presence_request",
             "refresh",
             "tick",
             "slow_consumer",
@@ -1457,6 +1502,11 @@ pub mod explore {
                 now_us,
             },
             SessionEvent::Heartbeat { request: 6, now_us },
+            SessionEvent::PresenceRequest {
+                room: r2.clone(),
+                request: 10,
+                now_us,
+            },
             SessionEvent::Refresh {
                 outcome: RefreshOutcome::Valid {
                     tenant: me.tenant.clone(),

@@ -52,6 +52,8 @@ struct Current {
     /// A join's presence metadata (JSON text), and whether its snapshot is due after the ack.
     presence_meta: Option<String>,
     snapshot_due: Option<arqon_proto::names::RoomName>,
+    /// A `PresenceRequest`'s page size and continuation token.
+    presence_page: (u32, Option<String>),
 }
 
 struct Driver {
@@ -388,6 +390,7 @@ impl Driver {
             nonce: 0,
             presence_meta: None,
             snapshot_due: None,
+            presence_page: (0, None),
         };
         let event = match envelope.command {
             ClientCommand::Join { room, metadata } => {
@@ -429,10 +432,21 @@ impl Driver {
                 current.nonce = nonce;
                 SessionEvent::Heartbeat { request, now_us }
             }
-            ClientCommand::Heartbeat
-            | ClientCommand::Pong { .. }
-            | ClientCommand::Ack { .. }
-            | ClientCommand::PresenceRequest { .. } => SessionEvent::Heartbeat { request, now_us },
+            ClientCommand::Heartbeat | ClientCommand::Pong { .. } | ClientCommand::Ack { .. } => {
+                SessionEvent::Heartbeat { request, now_us }
+            }
+            ClientCommand::PresenceRequest {
+                room,
+                page_size,
+                page_token,
+            } => {
+                current.presence_page = (page_size, page_token);
+                SessionEvent::PresenceRequest {
+                    room,
+                    request,
+                    now_us,
+                }
+            }
             ClientCommand::Governance(body) => {
                 // The Brain's control plane authorizes it; the Shield only forwards it.
                 self.governance = Some(body);
@@ -507,26 +521,56 @@ impl Driver {
 
     /// After a join's ack: the room's full member list, every page (the joiner's snapshot).
     fn send_snapshot_due(&mut self, request: u64) {
-        let Some(current) = self.current.as_mut().filter(|c| c.request == request) else {
+        let Some(room) = self
+            .current
+            .as_mut()
+            .filter(|c| c.request == request)
+            .and_then(|current| current.snapshot_due.take())
+        else {
             return;
-        };
-        let Some(room) = current.snapshot_due.take() else {
-            return;
-        };
-        let target = crate::presence::ListTarget {
-            tenant: self.identity.tenant.clone(),
-            session_id: self.session_id.clone(),
-            request,
-            correlation: current.header.correlation_id.clone().unwrap_or_default(),
-            outbox: self.outbox.clone(),
-            metrics: Arc::clone(&self.shared.metrics),
         };
         let query = arqon_brain::presence::ListQuery {
             after: None,
             page_size: crate::presence::PAGE_SIZE,
             all_pages: true,
         };
-        self.shared.presence.send_list(target, &room, query);
+        self.send_list(&room, request, query);
+    }
+
+    /// A `PresenceRequest`'s page (the machine checked the session is in the room).
+    fn send_presence(&self, room: &arqon_proto::names::RoomName, request: u64) {
+        let (size, token) = self
+            .current_for(Some(request))
+            .map(|current| current.presence_page.clone())
+            .unwrap_or_default();
+        let query = arqon_brain::presence::ListQuery {
+            after: token.as_deref().and_then(crate::presence::parse_page_token),
+            page_size: crate::presence::page_size(size),
+            all_pages: false,
+        };
+        self.send_list(room, request, query);
+    }
+
+    /// Sends `room`'s member list for `request` to this session, in the presence driver's order.
+    fn send_list(
+        &self,
+        room: &arqon_proto::names::RoomName,
+        request: u64,
+        query: arqon_brain::presence::ListQuery,
+    ) {
+        let correlation = self
+            .current_for(Some(request))
+            .and_then(|current| current.header.correlation_id.clone())
+            .unwrap_or_default();
+        let target = crate::presence::ListTarget {
+            tenant: self.identity.tenant.clone(),
+            session_id: self.session_id.clone(),
+            request,
+            correlation,
+            outbox: self.outbox.clone(),
+            metrics: Arc::clone(&self.shared.metrics),
+        };
+        self.shared.presence.send_list(target, room, query);
     }
 
     /// Runs the policy chain on the current publish under a `policy.check` span, counted.
@@ -622,6 +666,7 @@ impl Driver {
                 self.send(&outbound::ack(header, acked));
                 self.send_snapshot_due(request);
             }
+            SessionEffect::SendPresence { room, request } => self.send_presence(&room, request),
             SessionEffect::SendPong { request } => {
                 let nonce = self
                     .current_for(Some(request))

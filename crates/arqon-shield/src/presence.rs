@@ -11,7 +11,7 @@ use arqon_brain::presence::{
     PresenceSettings,
 };
 use arqon_config::Config;
-use arqon_core::presence::{Member, MemberCursor, MemberPage};
+use arqon_core::presence::{Member, MemberCursor, MemberPage, NodeId, SessionId};
 use arqon_core::subject::Subject;
 use arqon_proto::names::{RoomName, TenantId};
 use arqon_proto::outbound;
@@ -25,6 +25,8 @@ use crate::node::{Shared, now_us};
 
 /// Members per snapshot page sent to a joiner (and the default for a `PresenceRequest`).
 pub(crate) const PAGE_SIZE: usize = 256;
+/// Longest page a `PresenceRequest` may ask for.
+pub(crate) const MAX_PAGE_SIZE: usize = 1024;
 
 /// The node's presence: the Brain driver plus the delivery bound to the node's hub.
 pub(crate) struct NodePresence {
@@ -118,6 +120,23 @@ pub(crate) struct ListTarget {
 /// The continuation token of a page: `<session>/<node>` of the last member sent.
 fn page_token((session, node): &MemberCursor) -> String {
     format!("{}/{}", session.0, node.0)
+}
+
+/// The cursor a `PresenceRequest.page_token` names; `None` for an empty or malformed token
+/// (read from the start).
+pub(crate) fn parse_page_token(token: &str) -> Option<MemberCursor> {
+    let (session, node) = token.split_once('/')?;
+    Some((SessionId(session.to_owned()), NodeId(node.to_owned())))
+}
+
+/// A `PresenceRequest.page_size`: 0 is the default page, and no page is longer than
+/// [`MAX_PAGE_SIZE`].
+pub(crate) fn page_size(requested: u32) -> usize {
+    match usize::try_from(requested) {
+        Ok(0) => PAGE_SIZE,
+        Ok(size) => size.min(MAX_PAGE_SIZE),
+        Err(_) => MAX_PAGE_SIZE,
+    }
 }
 
 /// A member as the wire carries it; metadata is the join's map, kept as JSON by the machine.

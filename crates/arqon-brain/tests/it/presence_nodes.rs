@@ -177,7 +177,7 @@ async fn presence_two_nodes_join_reset_kill_restart_converge() {
     runtime2.shutdown_background();
 }
 
-// AC-PRESENCE-13, AC-PRESENCE-14
+// AC-PRESENCE-13, AC-PRESENCE-14, AC-PRESENCE-15
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_embedded_single_node_and_tenant_isolation() {
     let issuer = JwtIssuer::with_seed(6).unwrap();
@@ -211,6 +211,53 @@ async fn presence_embedded_single_node_and_tenant_isolation() {
     };
     let listed: BTreeSet<String> = snapshot.members.into_iter().map(|m| m.session_id).collect();
     assert_eq!(listed, BTreeSet::from([alice_ref.clone(), amy_ref.clone()]));
+    // AC-PRESENCE-15: the list on request, one member per page, the correlation id echoed.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let mut header = alice.header();
+        header.correlation_id = format!("list-{}", paged.len());
+        let request = v1::PresenceRequest {
+            room: ROOM.to_owned(),
+            page_size: 1,
+            page_token: token.clone(),
+        };
+        alice
+            .send(&arqon_proto::outbound::envelope(header.clone(), request))
+            .await
+            .unwrap();
+        let (reply, page) = loop {
+            let (reply, page) = alice
+                .expect("presence_update", |body| match body {
+                    v1::envelope::Body::PresenceUpdate(page) => Some(page),
+                    _ => None,
+                })
+                .await
+                .unwrap();
+            if reply.correlation_id == header.correlation_id {
+                break (reply, page);
+            }
+        };
+        assert_eq!(reply.correlation_id, header.correlation_id);
+        assert_eq!(page.kind(), PresenceUpdateKind::Snapshot);
+        assert_eq!(page.members.len(), 1);
+        paged.extend(page.members.into_iter().map(|m| m.session_id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let mut expected = vec![alice_ref.clone(), amy_ref.clone()];
+    expected.sort();
+    assert_eq!(paged, expected);
+    // Only a member of the room may read it.
+    let request = v1::PresenceRequest {
+        room: "elsewhere".to_owned(),
+        ..v1::PresenceRequest::default()
+    };
+    alice.send_body(request).await.unwrap();
+    let refused = alice.expect_error().await.unwrap();
+    assert_eq!(refused.code(), v1::ErrorCode::NotInRoom);
     // AC-PRESENCE-13: an explicit leave on the embedded spine reaches the room once.
     amy.leave(ROOM).await.unwrap();
     let left = until_left(&mut alice, &[&amy_ref]).await;
