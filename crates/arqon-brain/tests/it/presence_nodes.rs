@@ -117,7 +117,10 @@ async fn presence_two_nodes_join_reset_kill_restart_converge() {
     let node1 = Node::start(config(&issuer, Some(cluster.node(0).url()), "n1"))
         .await
         .unwrap();
-    let config2 = config(&issuer, Some(cluster.node(1).url()), "n2");
+    let mut config2 = config(&issuer, Some(cluster.node(1).url()), "n2");
+    // Node 2's sessions expire after 2 s of silence (B's, once its link goes quiet).
+    config2.session.heartbeat_interval = arqon_config::Duration::from_millis(500);
+    config2.session.idle_timeout = arqon_config::Duration::from_secs(2);
     let (node2, runtime2) = start_killable(config2.clone()).await;
     let url2 = node2.socket_url();
 
@@ -139,8 +142,9 @@ async fn presence_two_nodes_join_reset_kill_restart_converge() {
         Some("busy")
     );
 
-    // AC-PRESENCE-11: B's TCP connection drops without a close frame: A gets B's leave.
-    proxy.cut();
+    // AC-PRESENCE-11: B's link goes silent (no close frame, no FIN: the proxy holds every byte),
+    // so node 2 only learns it from the session heartbeat expiry; A then gets B's leave.
+    proxy.set_delay(Duration::from_hours(1));
     let left = until_left(&mut alice, &[&bob_ref]).await;
     assert_eq!(left, vec![bob_ref.clone()]);
 
