@@ -417,12 +417,15 @@ pub enum SessionEffect {
         /// The request.
         request: u64,
     },
-    /// Send a page of the room's member list (`PresenceUpdate` kind `SNAPSHOT`) for a request.
+    /// Send the room's member list (`PresenceUpdate` kind `SNAPSHOT`): every page after a join
+    /// (the joiner's snapshot), or the page a `PresenceRequest` asked for.
     SendPresence {
         /// The room (one the session is in).
         room: RoomName,
-        /// The request holding the page size and token.
+        /// The request: the join, or the presence request holding the page size and token.
         request: u64,
+        /// Every page (after a join) or only the requested one.
+        full: bool,
     },
     /// Send `Drain`: reconnect elsewhere.
     SendDrain,
@@ -641,6 +644,11 @@ impl SessionMachine {
                     SessionEffect::Subscribe { room: room.clone() },
                     SessionEffect::PresenceJoin { room: room.clone() },
                     SessionEffect::SendAck { request: *request },
+                    SessionEffect::SendPresence {
+                        room: room.clone(),
+                        request: *request,
+                        full: true,
+                    },
                 ];
                 keep(before, live, effects)
             }
@@ -713,6 +721,7 @@ impl SessionMachine {
                     SessionEffect::SendPresence {
                         room: room.clone(),
                         request: *request,
+                        full: false,
                     }
                 } else {
                     error(ErrorCode::NotInRoom, Some(*request))
@@ -970,8 +979,14 @@ static TRANSITIONS: &[Transition] = &[
         ACTIVE,
         "join",
         ACTIVE,
-        "new room below max_rooms: subscribe; already in: ack; at the limit: ROOM_LIMIT",
-        ["subscribe", "presence_join", "send_ack", "send_error"]
+        "new room below max_rooms: subscribe, then the member list after the ack; already in: ack; at the limit: ROOM_LIMIT",
+        [
+            "subscribe",
+            "presence_join",
+            "send_ack",
+            "send_presence",
+            "send_error"
+        ]
     ),
     row!(
         ACTIVE,

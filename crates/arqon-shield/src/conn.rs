@@ -49,9 +49,8 @@ struct Current {
     header: ClientHeader,
     publish: Option<(Bytes, String)>,
     nonce: u64,
-    /// A join's presence metadata (JSON text), and whether its snapshot is due after the ack.
+    /// A join's presence metadata (JSON text).
     presence_meta: Option<String>,
-    snapshot_due: Option<arqon_proto::names::RoomName>,
     /// A `PresenceRequest`'s page size and continuation token.
     presence_page: (u32, Option<String>),
 }
@@ -389,7 +388,6 @@ impl Driver {
             publish: None,
             nonce: 0,
             presence_meta: None,
-            snapshot_due: None,
             presence_page: (0, None),
         };
         let event = match envelope.command {
@@ -519,26 +517,9 @@ impl Driver {
         }
     }
 
-    /// After a join's ack: the room's full member list, every page (the joiner's snapshot).
-    fn send_snapshot_due(&mut self, request: u64) {
-        let Some(room) = self
-            .current
-            .as_mut()
-            .filter(|c| c.request == request)
-            .and_then(|current| current.snapshot_due.take())
-        else {
-            return;
-        };
-        let query = arqon_brain::presence::ListQuery {
-            after: None,
-            page_size: crate::presence::PAGE_SIZE,
-            all_pages: true,
-        };
-        self.send_list(&room, request, query);
-    }
-
-    /// A `PresenceRequest`'s page (the machine checked the session is in the room).
-    fn send_presence(&self, room: &arqon_proto::names::RoomName, request: u64) {
+    /// The room's member list for a request the machine answered: every page after a join (the
+    /// joiner's snapshot), or the page a `PresenceRequest` asked for.
+    fn send_presence(&self, room: &arqon_proto::names::RoomName, request: u64, full: bool) {
         let (size, token) = self
             .current_for(Some(request))
             .map(|current| current.presence_page.clone())
@@ -546,7 +527,7 @@ impl Driver {
         let query = arqon_brain::presence::ListQuery {
             after: token.as_deref().and_then(crate::presence::parse_page_token),
             page_size: crate::presence::page_size(size),
-            all_pages: false,
+            all_pages: full,
         };
         self.send_list(room, request, query);
     }
@@ -664,9 +645,12 @@ impl Driver {
                     .unwrap_or_default();
                 let header = self.server_header(Some(request));
                 self.send(&outbound::ack(header, acked));
-                self.send_snapshot_due(request);
             }
-            SessionEffect::SendPresence { room, request } => self.send_presence(&room, request),
+            SessionEffect::SendPresence {
+                room,
+                request,
+                full,
+            } => self.send_presence(&room, request, full),
             SessionEffect::SendPong { request } => {
                 let nonce = self
                     .current_for(Some(request))
@@ -724,10 +708,6 @@ impl Driver {
                 let member = self.member();
                 self.shared.hooks.presence.join(&member, &room);
                 self.shared.presence.join(&member, &room);
-                // The joiner's snapshot follows the join's ack.
-                if let Some(current) = self.current.as_mut() {
-                    current.snapshot_due = Some(room);
-                }
             }
             SessionEffect::PresenceLeave { room } => {
                 let _presence = crate::telemetry::presence_span("leave", room.as_str()).entered();

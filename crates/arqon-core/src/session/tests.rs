@@ -260,6 +260,11 @@ fn ac_session_4_join_subscribes_until_the_room_limit() {
             SessionEffect::Subscribe { room: room("a") },
             SessionEffect::PresenceJoin { room: room("a") },
             SessionEffect::SendAck { request: 1 },
+            SessionEffect::SendPresence {
+                room: room("a"),
+                request: 1,
+                full: true,
+            },
         ]
     );
     // Joining again is idempotent: just an ack.
