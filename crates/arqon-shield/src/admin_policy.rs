@@ -35,14 +35,19 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Who may touch which chain: role `admin` only; a tenant chain only of the token's own tenant;
-/// the global chain for any admin. The decision, without I/O.
+/// Who may touch which chain: role `admin` only, and only the chain of the token's own tenant. The
+/// global chain runs on every tenant's messages, so no tenant's admin may replace it: it comes from
+/// the node's config (`[policy] global`), which only the platform's operators control. The decision,
+/// without I/O.
 fn authorize(role: Role, own: &TenantId, scope: &str) -> Result<Scope, (StatusCode, &'static str)> {
     if role != Role::Admin {
         return Err((StatusCode::FORBIDDEN, "role admin required"));
     }
     if scope == "global" {
-        return Ok(Scope::Global);
+        return Err((
+            StatusCode::FORBIDDEN,
+            "the global chain is set in the node's config, not by a tenant admin",
+        ));
     }
     let Some(tenant) = scope.strip_prefix("tenant/") else {
         return Err((StatusCode::NOT_FOUND, "scope must be global or tenant/<id>"));
@@ -157,7 +162,8 @@ fn listing_json(listing: &ScopeListing) -> Value {
 
 /// `GET /admin/v1/policies`: the global chain and the caller's tenant's chain, in force now.
 async fn list(State(shared): State<Arc<Shared>>, Extension(caller): Extension<Caller>) -> Response {
-    if let Err((status, message)) = authorize(caller.0.role, &caller.0.tenant, "global") {
+    let own_scope = format!("tenant/{}", caller.0.tenant.as_str());
+    if let Err((status, message)) = authorize(caller.0.role, &caller.0.tenant, &own_scope) {
         return problem(status, message);
     }
     let Some(policy) = shared.hooks.policy.wasm() else {
@@ -183,9 +189,13 @@ mod tests {
 
     // AC-POLICY-18
     #[test]
-    fn only_admins_deploy_and_only_to_their_tenant_or_global() {
+    fn only_admins_deploy_and_only_to_their_own_tenant() {
         let acme = tenant("acme");
-        assert_eq!(authorize(Role::Admin, &acme, "global"), Ok(Scope::Global));
+        // No tenant's admin may replace the chain every tenant runs.
+        assert_eq!(
+            authorize(Role::Admin, &acme, "global").map_err(|e| e.0),
+            Err(StatusCode::FORBIDDEN)
+        );
         assert_eq!(
             authorize(Role::Admin, &acme, "tenant/acme"),
             Ok(Scope::Tenant("acme".to_owned()))
