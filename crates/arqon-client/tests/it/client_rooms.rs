@@ -108,3 +108,57 @@ async fn joins_publishes_receives_and_rejoins_after_a_reconnect() {
     assert_eq!(message(&mut alice).await.2, b"welcome back");
     drop(bob);
 }
+
+#[tokio::test]
+async fn presence_events_name_who_joined_and_left() {
+    let keys = DevKeys::generate().unwrap();
+    let mut config = arqon_config::Config::dev_default();
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.auth.jwks = Some(keys.to_jwks_json());
+    let node = Node::start(config).await.unwrap();
+    let mut alice = BusClient::connect(&node.socket_url(), &token(&keys, "alice"))
+        .await
+        .unwrap();
+    alice.join("general").await.unwrap();
+    // Her own snapshot names her once her join is in place.
+    timeout(WAIT, async {
+        loop {
+            if let Event::PresenceJoin { room, users } = alice.next_event().await.unwrap()
+                && room == "general"
+                && users.iter().any(|u| u == "alice")
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("alice's snapshot");
+    let bob = BusClient::connect(&node.socket_url(), &token(&keys, "bob"))
+        .await
+        .unwrap();
+    bob.join("general").await.unwrap();
+    timeout(WAIT, async {
+        loop {
+            if let Event::PresenceJoin { users, .. } = alice.next_event().await.unwrap()
+                && users.iter().any(|u| u == "bob")
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("bob's join");
+    bob.leave("general").await.unwrap();
+    timeout(WAIT, async {
+        loop {
+            if let Event::PresenceLeave { room, user } = alice.next_event().await.unwrap()
+                && room == "general"
+                && user == "bob"
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("bob's leave");
+}
