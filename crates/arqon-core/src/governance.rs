@@ -79,6 +79,11 @@ impl GovRole {
         matches!(self, Self::DataPlane | Self::Tier1 | Self::Operator)
     }
 
+    /// Whether the role may use the admin API (`arq gov …`): operators only (`operator`, `admin`).
+    pub fn may_administer(self) -> bool {
+        self == Self::Operator
+    }
+
     /// The role's stable name (metrics, audit).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1174,6 +1179,11 @@ mod tests {
             receivers,
             [GovRole::DataPlane, GovRole::Tier1, GovRole::Operator]
         );
+        let administrators: Vec<GovRole> = GovRole::ALL
+            .into_iter()
+            .filter(|role| role.may_administer())
+            .collect();
+        assert_eq!(administrators, [GovRole::Operator]);
     }
 
     // AC-GOV-2

@@ -96,7 +96,7 @@ async fn require_operator(
                 .into_response();
         }
     };
-    if GovRole::from_claim(claims.role.as_str()) != GovRole::Operator {
+    if !GovRole::from_claim(claims.role.as_str()).may_administer() {
         return problem(StatusCode::FORBIDDEN, "role admin or operator required").into_response();
     }
     request.extensions_mut().insert(Caller(claims));
