@@ -202,3 +202,53 @@ impl PresenceDelivery for HubDelivery {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_token_names_the_cursor_it_was_made_from() {
+        let cursor = (SessionId("00ab".to_owned()), NodeId("n-1".to_owned()));
+        assert_eq!(parse_page_token(&page_token(&cursor)), Some(cursor));
+        assert_eq!(parse_page_token(""), None);
+        assert_eq!(parse_page_token("no-separator"), None);
+    }
+
+    #[test]
+    fn a_requested_page_size_is_defaulted_and_capped() {
+        assert_eq!(page_size(0), PAGE_SIZE);
+        assert_eq!(page_size(3), 3);
+        assert_eq!(page_size(u32::MAX), MAX_PAGE_SIZE);
+    }
+
+    #[test]
+    fn join_metadata_reaches_the_wire_member_unchanged() {
+        let metadata = BTreeMap::from([
+            ("status".to_owned(), "busy".to_owned()),
+            ("emoji".to_owned(), "\u{1f600}".to_owned()),
+        ]);
+        assert_eq!(meta_text(&BTreeMap::new()), None);
+        let member = Member {
+            session: SessionId("s1".to_owned()),
+            node: NodeId("n1".to_owned()),
+            user: arqon_proto::names::UserId::parse("alice").unwrap(),
+            joined_at_us: 7,
+            meta: meta_text(&metadata),
+        };
+        let wire = wire_member(&member);
+        assert_eq!(
+            wire.metadata.into_iter().collect::<BTreeMap<_, _>>(),
+            metadata
+        );
+        assert_eq!(
+            (
+                wire.user_id.as_str(),
+                wire.session_id.as_str(),
+                wire.node_id.as_str()
+            ),
+            ("alice", "s1", "n1")
+        );
+        assert_eq!(wire.joined_at_us, 7);
+    }
+}
