@@ -5,9 +5,11 @@
 
 mod cmd_auth;
 mod cmd_config;
+mod cmd_dev;
 mod cmd_gov;
 mod cmd_policy;
 mod cmd_serve;
+mod cmd_status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +64,11 @@ enum Command {
     Gov(cmd_gov::GovArgs),
     /// Wasm policy chains: deploy a module (hot reload) and list what is in force (admin API).
     Policy(cmd_policy::PolicyArgs),
+    /// Local dev stack: NATS (or the embedded spine), nodes and Prometheus in the background.
+    #[command(subcommand)]
+    Dev(cmd_dev::DevCommand),
+    /// Health of NATS, every node and the Brain: connections, rooms, message rates (exit 1 if unhealthy).
+    Status(cmd_status::StatusArgs),
     /// Print a shell completion script (e.g. `arq completions bash > /etc/bash_completion.d/arq`).
     Completions {
         /// The shell.
@@ -135,6 +142,8 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Schema) => cmd_config::schema(),
         Command::Gov(args) => cmd_gov::run(&args),
         Command::Policy(args) => cmd_policy::run(&args),
+        Command::Dev(command) => cmd_dev::run(&command),
+        Command::Status(args) => cmd_status::run(&args, cli.color),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "arq", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -9,7 +9,11 @@ mod cli_gov;
 mod cli_help;
 mod cli_policy;
 mod cli_serve;
+#[cfg(unix)]
+mod dev_stack;
 mod obs_serve;
+#[cfg(unix)]
+mod status_health;
 
 use assert_cmd::Command;
 
