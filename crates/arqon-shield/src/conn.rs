@@ -199,7 +199,7 @@ async fn write_loop(
             }
             frame = outbound.recv() => match frame {
                 Some(frame) => {
-                    if sink.send(Message::Binary(frame)).await.is_err() {
+                    if write_burst(&mut sink, frame, &mut outbound).await.is_err() {
                         return;
                     }
                 }
@@ -215,6 +215,25 @@ async fn write_loop(
         let _ = sink.send(Message::Close(Some(frame))).await;
     }
     let _ = sink.close().await;
+}
+
+/// Most frames one flush may carry: a burst is written with one syscall instead of one per frame.
+const WRITE_BURST: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`WRITE_BURST`]), then flushes once.
+async fn write_burst(
+    sink: &mut SplitSink<WebSocket, Message>,
+    first: Bytes,
+    outbound: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Binary(first)).await?;
+    for _ in 1..WRITE_BURST {
+        match outbound.try_recv() {
+            Ok(frame) => sink.feed(Message::Binary(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 /// Maps a decoder refusal to the session's error code.
