@@ -186,6 +186,24 @@ impl Conn {
         }
     }
 
+    /// Waits until the server has processed the last `published` publishes: their `Ack`s (ArqonBus),
+    /// or a `PING`'s `PONG` (NATS answers in order). A publisher that syncs every batch cannot run
+    /// unboundedly ahead of the server.
+    pub(crate) async fn sync(&mut self, published: usize) -> anyhow::Result<()> {
+        match self.target {
+            Target::Arqon { .. } => {
+                for _ in 0..published {
+                    self.wait_reply().await?;
+                }
+                Ok(())
+            }
+            Target::NatsWs { .. } => {
+                self.send_nats("PING\r\n").await?;
+                self.wait_reply().await
+            }
+        }
+    }
+
     /// Closes the connection.
     pub(crate) async fn close(mut self) {
         let _ = self.sink.close().await;

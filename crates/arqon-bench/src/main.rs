@@ -54,6 +54,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn failed(
+    name: &str,
+    scenario: &str,
+    error: &anyhow::Error,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    println!("{name:9} {scenario:11} FAILED: {error:#}");
+    result.insert(format!("{scenario}_error"), json!(format!("{error:#}")));
+}
+
 async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let issuer = JwtIssuer::new()?;
@@ -76,39 +86,57 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     let mut results = serde_json::Map::new();
     for (target, proc) in &targets {
         let name = target.name();
-        let (hs, rate) = scenarios::handshake(target, profile).await?;
-        println!(
-            "{name:9} handshake   p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, {rate:.0}/s)",
-            hs.p50_us, hs.p99_us, hs.p999_us, hs.count
-        );
-        let (lat, delivered) = scenarios::pubsub_latency(target, profile).await?;
-        println!(
-            "{name:9} pub→sub     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} deliveries, {:.1}% delivered)",
-            lat.p50_us,
-            lat.p99_us,
-            lat.p999_us,
-            lat.count,
-            delivered * 100.0
-        );
-        let (tput, share) = scenarios::throughput(target, profile).await?;
-        println!(
-            "{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)",
-            share * 100.0
-        );
-        let (rss, per_conn) = scenarios::idle_memory(target, profile, || proc.rss_kib()).await?;
-        println!(
-            "{name:9} idle        {per_conn:>7.1} KiB per connection  (RSS {rss} KiB with {} idle connections)",
-            profile.idle_connections
-        );
-        results.insert(
-            name.to_owned(),
-            json!({
-                "handshake": hs, "handshakes_per_sec": rate,
-                "pubsub": lat, "pubsub_delivered": delivered,
-                "throughput_per_sec": tput, "throughput_delivered": share,
-                "idle_rss_kib": rss, "idle_kib_per_connection": per_conn,
-            }),
-        );
+        let mut result = serde_json::Map::new();
+        // A scenario that fails is reported, and the others still run.
+        match scenarios::handshake(target, profile).await {
+            Ok((hs, rate)) => {
+                println!(
+                    "{name:9} handshake   p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, {rate:.0}/s)",
+                    hs.p50_us, hs.p99_us, hs.p999_us, hs.count
+                );
+                result.insert("handshake".into(), json!(hs));
+                result.insert("handshakes_per_sec".into(), json!(rate));
+            }
+            Err(error) => failed(name, "handshake", &error, &mut result),
+        }
+        match scenarios::pubsub_latency(target, profile).await {
+            Ok((lat, delivered)) => {
+                println!(
+                    "{name:9} pub→sub     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} deliveries, {:.1}% delivered)",
+                    lat.p50_us,
+                    lat.p99_us,
+                    lat.p999_us,
+                    lat.count,
+                    delivered * 100.0
+                );
+                result.insert("pubsub".into(), json!(lat));
+                result.insert("pubsub_delivered".into(), json!(delivered));
+            }
+            Err(error) => failed(name, "pubsub", &error, &mut result),
+        }
+        match scenarios::throughput(target, profile).await {
+            Ok((tput, share)) => {
+                println!(
+                    "{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)",
+                    share * 100.0
+                );
+                result.insert("throughput_per_sec".into(), json!(tput));
+                result.insert("throughput_delivered".into(), json!(share));
+            }
+            Err(error) => failed(name, "throughput", &error, &mut result),
+        }
+        match scenarios::idle_memory(target, profile, || proc.rss_kib()).await {
+            Ok((rss, per_conn)) => {
+                println!(
+                    "{name:9} idle        {per_conn:>7.1} KiB per connection  (RSS {rss} KiB with {} idle connections)",
+                    profile.idle_connections
+                );
+                result.insert("idle_rss_kib".into(), json!(rss));
+                result.insert("idle_kib_per_connection".into(), json!(per_conn));
+            }
+            Err(error) => failed(name, "idle", &error, &mut result),
+        }
+        results.insert(name.to_owned(), serde_json::Value::Object(result));
     }
     let ratio = |path: &[&str]| -> Option<f64> {
         let get = |name: &str| {

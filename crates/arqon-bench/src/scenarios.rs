@@ -165,7 +165,8 @@ pub(crate) async fn pubsub_latency(
     Ok((summary, delivered))
 }
 
-/// (c) Throughput: publish as fast as the socket takes it; count deliveries per second across subscribers.
+/// (c) Throughput: publish in batches as fast as the server acknowledges them; count deliveries per
+/// second across subscribers.
 pub(crate) async fn throughput(target: &Target, profile: Profile) -> anyhow::Result<(f64, f64)> {
     let room = "bench-throughput";
     let (mut publisher, subscribers) =
@@ -189,12 +190,13 @@ pub(crate) async fn throughput(target: &Target, profile: Profile) -> anyhow::Res
         .collect();
     let mut sent = 0u64;
     let payload = Bytes::from(vec![b'x'; profile.payload_bytes]);
+    let batch = 256;
     while started.elapsed() < run_for {
-        for _ in 0..256 {
+        for _ in 0..batch {
             publisher.publish(room, payload.clone()).await?;
             sent += 1;
         }
-        tokio::task::yield_now().await;
+        publisher.sync(batch).await?;
     }
     let mut delivered = 0u64;
     let mut finished = started;
