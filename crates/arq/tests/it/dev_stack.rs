@@ -57,17 +57,11 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
-    /// `arq dev up --free-ports --no-prometheus <extra>` with `tools` as `PATH`; panics unless it exits 0.
+    /// `arq dev up --free-ports <extra>` with `tools` as the whole `PATH` (so Prometheus runs only
+    /// when it is among them); panics unless it exits 0.
     pub(crate) fn up(tools: tempfile::TempDir, extra: &[&str]) -> Self {
         let root = tempfile::tempdir().expect("root");
-        let mut args = vec![
-            "dev",
-            "up",
-            "--free-ports",
-            "--no-prometheus",
-            "--dir",
-            "dev",
-        ];
+        let mut args = vec!["dev", "up", "--free-ports", "--dir", "dev"];
         args.extend_from_slice(extra);
         let (code, stdout, stderr) = run_with_path(&args, root.path(), tools.path());
         let stack = Self {
@@ -434,4 +428,51 @@ fn ac_cli_28_dev_up_docker_without_an_engine_fails_clearly_and_starts_nothing() 
         "{stderr}"
     );
     assert!(!root.path().join("dev/state.json").exists());
+}
+
+// AC-CLI-30
+#[test]
+fn ac_cli_30_dev_up_runs_prometheus_scraping_the_nodes_when_installed() {
+    let prometheus = Path::new("/usr/bin/prometheus");
+    if !prometheus.exists() {
+        // Debian's `prometheus` package; ci/deploy-check.sh installs it for the test command.
+        eprintln!("prometheus is not installed: AC-CLI-30 not exercised here");
+        return;
+    }
+    let stack = Stack::up(
+        tools(&[("nats-server", &nats_server()), ("prometheus", prometheus)]),
+        &[],
+    );
+    assert!(
+        stack.stderr.contains("[3/3] prometheus"),
+        "{}",
+        stack.stderr
+    );
+    let url = stack.printed("prometheus:");
+    let (code, report) = stack.status();
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["prometheus"]["healthy"], true, "{report:#}");
+    // Prometheus scrapes the node's /metrics: its target turns up (bounded probe).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(&format!("{url}/api/v1/targets"));
+        assert_eq!(status, 200, "{body}");
+        let targets: Value = serde_json::from_str(&body).expect("targets json");
+        let active = targets["data"]["activeTargets"]
+            .as_array()
+            .expect("targets");
+        if active.len() == 1 && active[0]["health"] == "up" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "target never up: {targets:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pids = stack.pids();
+    let (code, stdout, _) = stack.arq(&["dev", "down", "--dir", "dev"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("stopped prometheus (pid"), "{stdout}");
+    assert!(pids.iter().all(|pid| !alive(*pid)), "{pids:?}");
 }
