@@ -261,7 +261,7 @@ fn timing(config: &Config, found: &mut Findings) {
     found.range(
         "session.heartbeat_interval",
         session.heartbeat_interval,
-        Duration::from_secs(1),
+        Duration::from_millis(100),
         Duration::from_secs(300),
     );
     if session.idle_timeout <= session.heartbeat_interval || session.idle_timeout > ONE_HOUR {

@@ -230,6 +230,11 @@ impl Node {
         spine: Arc<dyn Spine>,
         hooks: Hooks,
     ) -> Result<Self, ShieldError> {
+        // A config built in code gets the same checks as a file: without them a non-dev config with
+        // no JWKS would fall back to dev keys (fail open).
+        config
+            .check()
+            .map_err(|error| ShieldError::Config(error.to_string()))?;
         let verifier = load_verifier(&config)?;
         let now = now_us();
         let max_frame = config.limits.max_frame.as_usize();

@@ -147,6 +147,7 @@ async fn text_json_and_garbage_get_error_envelopes_then_the_connection_is_closed
 async fn an_oversized_frame_closes_the_connection_and_routes_nothing() {
     let mut config = support::config();
     config.limits.max_frame = ByteSize::kib(16);
+    config.limits.tenant_defaults.max_payload = ByteSize::kib(15);
     let node = support::start(config).await;
     let (mut big, _) = connect(&node, &token("acme", "big", 60)).await;
     let (mut watcher, _) = connect(&node, &token("acme", "watcher", 60)).await;
