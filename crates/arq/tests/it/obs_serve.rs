@@ -1,11 +1,9 @@
 //! `arq serve` exports its spans over OTLP/HTTP to `[telemetry] otlp_endpoint` and flushes them when
 //! it stops on SIGTERM (`specs/observability.md`).
 
-use std::sync::mpsc;
-
 use arqon_testkit::OtlpReceiver;
 
-use crate::cli_serve::{Served, WAIT, serve, token_from_hint, upgrade};
+use crate::cli_serve::{Served, WAIT, serve, terminate, token_from_hint, upgrade};
 
 // AC-OBS-6
 #[test]
@@ -27,20 +25,7 @@ fn serve_exports_its_connect_span_to_the_configured_otlp_endpoint() {
     );
 
     let Served { mut guard, .. } = served;
-    let mut child = guard.0.take().expect("child");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let (done_tx, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done_tx.send(child.wait());
-    });
-    let exit = done
-        .recv_timeout(WAIT)
-        .expect("arq serve exits after SIGTERM")
-        .expect("wait");
+    let exit = terminate(&mut guard);
     assert!(exit.success(), "{exit:?}");
 
     // The batch would wait seconds to export; the span arrives because the exit flushed it.
