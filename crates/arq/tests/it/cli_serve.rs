@@ -119,11 +119,9 @@ pub(crate) fn terminate(guard: &mut Guard) -> std::process::ExitStatus {
     std::thread::spawn(move || {
         let _ = done_tx.send(child.wait());
     });
-    let exit = done
-        .recv_timeout(WAIT)
+    done.recv_timeout(WAIT)
         .expect("arq serve exits after SIGTERM")
-        .expect("wait");
-    exit
+        .expect("wait")
 }
 
 /// Runs the token command the node printed and returns the token.

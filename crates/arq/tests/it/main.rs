@@ -1,7 +1,7 @@
 //! Integration tests for the `arq` binary, run through the real executable.
 
 // Shared fixtures below are test code outside `#[test]` functions.
-#![allow(clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli_auth;
 mod cli_config;
