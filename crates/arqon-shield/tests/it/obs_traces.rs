@@ -87,10 +87,16 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     let ours = receiver.collect(
         support::WAIT,
         |span| span.trace_id == CLIENT_TRACE,
-        |ours| wanted.iter().all(|name| ours.iter().any(|s| s.name == *name)),
+        |ours| {
+            wanted
+                .iter()
+                .all(|name| ours.iter().any(|s| s.name == *name))
+        },
     );
     assert!(
-        wanted.iter().all(|name| ours.iter().any(|s| s.name == *name)),
+        wanted
+            .iter()
+            .all(|name| ours.iter().any(|s| s.name == *name)),
         "spans missing; got {ours:?}"
     );
     let by_name = |name: &str| ours.iter().find(|s| s.name == name).unwrap().clone();
