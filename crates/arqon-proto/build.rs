@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with `env!`: a build-script binary cargo reuses for another
+    // checkout of the same crate must still look at that checkout's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let package_dir = root.join("arqon/v1");
     println!("cargo:rerun-if-changed={}", package_dir.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&package_dir)?
