@@ -16,6 +16,7 @@ const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 // AC-OBS-2
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one scenario, read top to bottom: two nodes, a publish, every span
 async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     let receiver = OtlpReceiver::start().unwrap();
     let telemetry_config = arqon_config::TelemetryConfig {
