@@ -428,13 +428,14 @@ impl Driver {
                 payload,
                 content_type,
             } => {
+                // A poisoned lock still holds valid buckets: take the guard rather than skip the
+                // check (skipping it would fail open).
                 let tenant_budget = self
                     .shared
                     .admission
                     .lock()
-                    .map_or(Ok(()), |mut admission| {
-                        admission.take_tenant_publish(&self.identity.tenant, now_us)
-                    });
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take_tenant_publish(&self.identity.tenant, now_us);
                 let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
                 current.publish = Some((payload, content_type));
                 SessionEvent::Publish {

@@ -487,9 +487,8 @@ async fn socket(
     let verdict = shared
         .admission
         .lock()
-        .map_or(Verdict::Admit, |mut admission| {
-            admission.admit_connection(now)
-        });
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .admit_connection(now);
     if let Verdict::Reject {
         retry_after_ms,
         reason,
@@ -588,9 +587,12 @@ fn authenticate(
     let event = match verified {
         Ok(claims) => {
             role = claims.role.as_str();
-            let admission = shared.admission.lock().map_or(Verdict::Admit, |mut a| {
-                a.admit_identity(&claims.tenant, &claims.sub)
-            });
+            // A poisoned lock still holds valid counts: take the guard (admitting would fail open).
+            let admission = shared
+                .admission
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .admit_identity(&claims.tenant, &claims.sub);
             if admission == Verdict::Admit {
                 identity_guard = IdentityGuard(Some((
                     Arc::clone(shared),
