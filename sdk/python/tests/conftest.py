@@ -90,6 +90,8 @@ idle_timeout = "5s"
 
 [policy]
 global = ["{BAD_WORDS}"]
+# Wall-clock budget: generous, so a busy CI machine never times out a clean message (fail closed).
+time_budget = "250ms"
 
 [telemetry]
 log_format = "json"
