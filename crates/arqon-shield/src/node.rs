@@ -276,8 +276,10 @@ impl Node {
         let mut router = Router::new()
             .route("/v1/socket", get(socket))
             .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text));
+            .route("/readyz", get(readyz));
+        if config.telemetry.metrics {
+            router = router.route("/metrics", get(metrics_text));
+        }
         if config.admin.enabled {
             router = router.merge(crate::admin::router(Arc::clone(&shared)));
         }

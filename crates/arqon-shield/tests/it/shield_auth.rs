@@ -118,6 +118,17 @@ async fn browser_carrier_in_the_subprotocol_is_accepted_and_arqon_v1_echoed() {
     node.shutdown().await;
 }
 
+// AC-OBS-7
+#[tokio::test]
+async fn metrics_off_serves_no_metrics_route() {
+    let mut config = support::config();
+    config.telemetry.metrics = false;
+    let node = support::start(config).await;
+    assert_eq!(http_get(&node, "/healthz").await.0, 200);
+    assert_eq!(http_get(&node, "/metrics").await.0, 404);
+    node.shutdown().await;
+}
+
 // AC-SHIELD-16
 #[tokio::test]
 async fn health_ready_and_metrics_routes() {
