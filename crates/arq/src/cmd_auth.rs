@@ -86,6 +86,31 @@ fn parse_ttl(text: &str) -> Result<arqon_config::Duration, String> {
     Ok(ttl)
 }
 
+/// A short-lived dev token for the admin commands (`arq gov`, `arq policy`) when no `--token` is
+/// given: minted from the dev keys in `keys`, which must exist (they are never generated here).
+pub(crate) fn admin_dev_token(
+    keys: &Path,
+    tenant: &TenantId,
+    sub: &str,
+    role: Role,
+) -> anyhow::Result<String> {
+    let keys = DevKeys::load(keys).with_context(|| {
+        format!(
+            "no --token and no dev keys in {} to mint one",
+            keys.display()
+        )
+    })?;
+    let claims = Claims::dev(tenant.clone(), UserId::parse(sub)?, role, unix_now()?, 300);
+    Ok(keys.mint(&claims)?)
+}
+
+fn unix_now() -> anyhow::Result<u64> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock before 1970")?
+        .as_secs())
+}
+
 pub(crate) fn gen_token(args: &GenArgs) -> anyhow::Result<ExitCode> {
     let (dir, issuer, audience) = mint_settings(args)?;
     let (keys, generated) = DevKeys::load_or_generate(&dir)
@@ -97,15 +122,11 @@ pub(crate) fn gen_token(args: &GenArgs) -> anyhow::Result<ExitCode> {
             keys.kid()
         );
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("system clock before 1970")?
-        .as_secs();
     let mut claims = Claims::dev(
         args.tenant.clone(),
         args.sub.clone(),
         args.role,
-        now,
+        unix_now()?,
         args.ttl.as_secs(),
     );
     claims.iss = issuer;

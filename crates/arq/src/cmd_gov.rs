@@ -8,11 +8,11 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use arqon_auth::{Claims, DEFAULT_DEV_KEYS_DIR, DevKeys, Role};
-use arqon_proto::names::{TenantId, UserId};
+use arqon_auth::{DEFAULT_DEV_KEYS_DIR, Role};
+use arqon_proto::names::TenantId;
 use serde_json::{Value, json};
 
 /// Options every `arq gov` command takes.
@@ -298,24 +298,7 @@ fn ensure_ok(status: u16, body: &Value) -> anyhow::Result<()> {
 }
 
 fn dev_token(args: &GovArgs) -> anyhow::Result<String> {
-    let keys = DevKeys::load(&args.keys).with_context(|| {
-        format!(
-            "no --token and no dev keys in {} to mint one",
-            args.keys.display()
-        )
-    })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("system clock before 1970")?
-        .as_secs();
-    let claims = Claims::dev(
-        args.tenant.clone(),
-        UserId::parse("arq-operator")?,
-        Role::Operator,
-        now,
-        300,
-    );
-    Ok(keys.mint(&claims)?)
+    crate::cmd_auth::admin_dev_token(&args.keys, &args.tenant, "arq-operator", Role::Operator)
 }
 
 /// A minimal HTTP/1.1 client for the admin API (one request per connection).

@@ -10,11 +10,11 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use arqon_auth::{Claims, DEFAULT_DEV_KEYS_DIR, DevKeys, Role};
-use arqon_proto::names::{TenantId, UserId};
+use arqon_auth::{DEFAULT_DEV_KEYS_DIR, Role};
+use arqon_proto::names::TenantId;
 use serde_json::Value;
 
 /// Options every `arq policy` command takes.
@@ -202,24 +202,7 @@ fn token(args: &PolicyArgs, tenant: &TenantId) -> anyhow::Result<String> {
     {
         return Ok(token);
     }
-    let keys = DevKeys::load(&args.keys).with_context(|| {
-        format!(
-            "no --token and no dev keys in {} to mint one",
-            args.keys.display()
-        )
-    })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("system clock before 1970")?
-        .as_secs();
-    let claims = Claims::dev(
-        tenant.clone(),
-        UserId::parse("arq-admin")?,
-        Role::Admin,
-        now,
-        300,
-    );
-    Ok(keys.mint(&claims)?)
+    crate::cmd_auth::admin_dev_token(&args.keys, tenant, "arq-admin", Role::Admin)
 }
 
 /// One HTTP/1.1 request to the admin API (one connection per request); the status and JSON body.
