@@ -4,13 +4,10 @@
 //! role `operator` for `--tenant`. Plain `http://` only (the admin API is for loopback or a
 //! private network; put TLS in front of it otherwise).
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use arqon_auth::{DEFAULT_DEV_KEYS_DIR, Role};
 use arqon_proto::names::TenantId;
 use serde_json::{Value, json};
@@ -309,37 +306,10 @@ struct Admin<'a> {
 
 impl Admin<'_> {
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
-        let Some(authority) = self.url.strip_prefix("http://") else {
-            bail!("--url must be http://host:port (got {})", self.url);
-        };
-        let authority = authority.trim_end_matches('/');
-        let mut stream = TcpStream::connect(authority)
-            .with_context(|| format!("cannot connect to {authority}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let payload = body.map(Value::to_string).unwrap_or_default();
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.token,
-            payload.len()
-        );
-        if body.is_some() {
-            request.push_str("Content-Type: application/json\r\n");
-        }
-        request.push_str("\r\n");
-        request.push_str(&payload);
-        stream.write_all(request.as_bytes())?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .context("malformed HTTP response")?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context("malformed HTTP status line")?;
-        let body = serde_json::from_str(body).unwrap_or(Value::Null);
-        Ok((status, body))
+        let payload = body.map(Value::to_string);
+        let body = payload
+            .as_deref()
+            .map(|json| ("application/json", json.as_bytes()));
+        crate::admin_http::call(self.url, self.token, method, path, body)
     }
 }

@@ -6,11 +6,8 @@
 //! a private network; put TLS in front of it otherwise).
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use arqon_auth::{DEFAULT_DEV_KEYS_DIR, Role};
@@ -205,7 +202,7 @@ fn token(args: &PolicyArgs, tenant: &TenantId) -> anyhow::Result<String> {
     crate::cmd_auth::admin_dev_token(&args.keys, tenant, "arq-admin", Role::Admin)
 }
 
-/// One HTTP/1.1 request to the admin API (one connection per request); the status and JSON body.
+/// One request to the admin API with an octet-stream body (a module); the status and JSON body.
 fn call(
     url: &str,
     token: &str,
@@ -213,31 +210,13 @@ fn call(
     path: &str,
     body: &[u8],
 ) -> anyhow::Result<(u16, Value)> {
-    let Some(authority) = url.strip_prefix("http://") else {
-        bail!("--url must be http://host:port (got {url})");
-    };
-    let authority = authority.trim_end_matches('/');
-    let mut stream =
-        TcpStream::connect(authority).with_context(|| format!("cannot connect to {authority}"))?;
-    stream.set_read_timeout(Some(Duration::from_mins(1)))?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP status line")?;
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+    crate::admin_http::call(
+        url,
+        token,
+        method,
+        path,
+        Some(("application/octet-stream", body)),
+    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 // Doc comments on the clap types are the `--help` text, read by people, not rustdoc.
 #![allow(clippy::doc_markdown)]
 
+mod admin_http;
 mod cmd_auth;
 mod cmd_config;
 mod cmd_dev;
