@@ -26,10 +26,12 @@ use arqon_core::presence::{
 };
 use arqon_core::subject::Subject;
 use arqon_proto::names::{RoomName, TenantId, UserId};
-use arqon_spine::{Bytes, Headers, Spine};
+use arqon_spine::{Bytes, Headers, Spine, TRACEPARENT, TRACESTATE};
+use arqon_telemetry::trace::{continue_trace, span_traceparent, span_tracestate};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 /// A boxed future, as [`PresenceDelivery`] returns.
 pub type DeliveryFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -147,15 +149,21 @@ enum Command {
         session: SessionId,
         user: UserId,
         meta: Option<String>,
+        /// The caller's span: the replication it causes continues its trace.
+        span: tracing::Span,
     },
     Leave {
         tenant: TenantId,
         room: RoomName,
         session: SessionId,
+        /// The caller's span.
+        span: tracing::Span,
     },
     Received {
         tenant: TenantId,
         payload: Bytes,
+        /// The spine headers: a sender's trace context, when it had one.
+        headers: Headers,
     },
     List {
         tenant: TenantId,
@@ -232,6 +240,7 @@ impl PresenceDriver {
             session: SessionId(session.to_owned()),
             user: user.clone(),
             meta,
+            span: tracing::Span::current(),
         });
     }
 
@@ -241,6 +250,7 @@ impl PresenceDriver {
             tenant: tenant.clone(),
             room: room.clone(),
             session: SessionId(session.to_owned()),
+            span: tracing::Span::current(),
         });
     }
 
@@ -341,6 +351,7 @@ impl Actor {
                 session,
                 user,
                 meta,
+                span,
             } => {
                 if !self.replicate(&tenant).await {
                     return;
@@ -352,21 +363,26 @@ impl Actor {
                     meta,
                     now_us: now_us(),
                 };
-                self.step(&tenant, event).await;
+                self.step(&tenant, event).instrument(span).await;
             }
             Command::Leave {
                 tenant,
                 room,
                 session,
+                span,
             } => {
                 let event = PresenceEvent::Leave {
                     room,
                     session,
                     now_us: now_us(),
                 };
-                self.step(&tenant, event).await;
+                self.step(&tenant, event).instrument(span).await;
             }
-            Command::Received { tenant, payload } => {
+            Command::Received {
+                tenant,
+                payload,
+                headers,
+            } => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
                 match serde_json::from_slice::<Replication>(&payload) {
                     Ok(msg) => {
@@ -374,7 +390,20 @@ impl Actor {
                             msg,
                             now_us: now_us(),
                         };
-                        self.step(&tenant, event).await;
+                        // Only a message that carries a trace continues it: heartbeats and syncs
+                        // from timers start none.
+                        match headers.get(TRACEPARENT) {
+                            Some(parent) => {
+                                let span = tracing::info_span!(
+                                    "brain.presence.receive",
+                                    tenant = %tenant,
+                                    trace_id = tracing::field::Empty
+                                );
+                                continue_trace(&span, Some(parent), headers.get(TRACESTATE));
+                                self.step(&tenant, event).instrument(span).await;
+                            }
+                            None => self.step(&tenant, event).await,
+                        }
                     }
                     Err(error) => {
                         self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
@@ -453,6 +482,7 @@ impl Actor {
                 let command = Command::Received {
                     tenant: owner.clone(),
                     payload: message.payload,
+                    headers: message.headers,
                 };
                 if commands.send(command).is_err() {
                     break;
@@ -521,7 +551,17 @@ impl Actor {
                 return;
             }
         };
-        match self.spine.publish(subject, Headers::new(), payload).await {
+        // A change caused by a traced request carries the trace on to the other replicas.
+        let mut headers = Headers::new();
+        let span = tracing::Span::current();
+        if let Some(parent) = span_traceparent(&span) {
+            let _ = headers.insert(TRACEPARENT, &parent.to_string());
+            let state = span_tracestate(&span);
+            if !state.is_empty() {
+                let _ = headers.insert(TRACESTATE, &state);
+            }
+        }
+        match self.spine.publish(subject, headers, payload).await {
             Ok(()) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);
             }

@@ -7,6 +7,7 @@
 //! HTTP/1.1 client in [`http`], so no HTTP client stack is pulled in beside the one axum already has.
 
 mod http;
+pub mod trace;
 
 use std::time::Duration;
 

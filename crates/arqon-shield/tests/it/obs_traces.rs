@@ -1,5 +1,6 @@
 //! One trace across two nodes: a publish on node A over a real nats-server reaches node B, and an
-//! OTLP/HTTP receiver in the test gets every span of the catalogue under the client's trace id.
+//! OTLP/HTTP receiver in the test gets every span of the catalogue under the client's trace id; a
+//! join's presence replication carries its trace into the other node's Brain.
 
 use arqon_proto::outbound::envelope;
 use arqon_proto::v1::{self, Header};
@@ -124,6 +125,28 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     assert_eq!(publish.service, "arqonbus-test");
     assert_eq!(publish.attributes["tenant"], "t1");
     assert_eq!(fanout.attributes["queued"], "1");
+
+    // AC-OBS-8: the Brain hop. Alice's join on node A (its `presence.update` span) reaches node B's
+    // Brain as a replication message, and B's `brain.presence.receive` continues that trace.
+    let continued = |spans: &[arqon_testkit::ReceivedSpan]| {
+        spans.iter().any(|received| {
+            received.name == "brain.presence.receive"
+                && spans.iter().any(|update| {
+                    update.name == "presence.update"
+                        && update.span_id == received.parent_span_id
+                        && update.trace_id == received.trace_id
+                })
+        })
+    };
+    let presence = receiver.collect(
+        support::WAIT,
+        |span| span.name == "presence.update" || span.name == "brain.presence.receive",
+        |spans| continued(spans),
+    );
+    assert!(
+        continued(&presence),
+        "a join's trace continues into the other node's Brain; got {presence:?}"
+    );
 
     node_a.shutdown().await;
     node_b.shutdown().await;
