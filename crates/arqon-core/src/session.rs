@@ -25,13 +25,15 @@ pub struct SessionConfig {
     pub slow_consumer_threshold: u32,
 }
 
+/// The defaults of `[session]` and `[limits].slow_consumer_threshold`; `arqon-config` takes its
+/// defaults from here, so they are written once.
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
-            heartbeat_timeout_us: 60_000_000,
-            heartbeat_interval_ms: 20_000,
-            max_protocol_errors: 5,
-            slow_consumer_threshold: 1_000,
+            heartbeat_timeout_us: 45_000_000,
+            heartbeat_interval_ms: 15_000,
+            max_protocol_errors: 3,
+            slow_consumer_threshold: 64,
         }
     }
 }
@@ -300,8 +302,17 @@ pub enum SessionEvent {
         request: u64,
         /// Payload length, in bytes.
         payload_len: u32,
-        /// The tenant's node-wide publish bucket verdict for this publish.
-        tenant_budget: Result<(), Throttled>,
+        /// When.
+        now_us: u64,
+    },
+    /// The tenant's node-wide publish bucket answered a `ChargeTenant`.
+    TenantBudget {
+        /// The room of the publish.
+        room: RoomName,
+        /// Request id of the publish.
+        request: u64,
+        /// `Ok` when the bucket gave a token.
+        verdict: Result<(), Throttled>,
         /// When.
         now_us: u64,
     },
@@ -439,6 +450,16 @@ pub enum SessionEffect {
         /// The room.
         room: RoomName,
     },
+    /// Take one token from the tenant's node-wide publish bucket; answer with `TenantBudget`.
+    ///
+    /// Emitted only after the session's own checks passed, so a publish the session refuses
+    /// costs the tenant nothing.
+    ChargeTenant {
+        /// The room.
+        room: RoomName,
+        /// The request holding the payload.
+        request: u64,
+    },
     /// Run the tenant's policy chain on the held payload; answer with `PolicyVerdict`.
     RunPolicy {
         /// The room.
@@ -511,6 +532,14 @@ fn error(code: ErrorCode, request: Option<u64>) -> SessionEffect {
         code,
         request,
         retry_after_ms: None,
+    }
+}
+
+fn rate_limited(request: u64, throttled: Throttled) -> SessionEffect {
+    SessionEffect::SendError {
+        code: ErrorCode::RateLimited,
+        request: Some(request),
+        retry_after_ms: Some(throttled.retry_after_ms),
     }
 }
 
@@ -671,7 +700,6 @@ impl SessionMachine {
                 room,
                 request,
                 payload_len,
-                tenant_budget,
                 now_us,
             } => {
                 let request = *request;
@@ -696,16 +724,10 @@ impl SessionMachine {
                         vec![error(ErrorCode::PayloadTooLarge, Some(request))],
                     );
                 }
-                let throttled = tenant_budget.and_then(|()| live.bucket.try_take(*now_us));
-                if let Err(Throttled { retry_after_ms }) = throttled {
-                    let effect = SessionEffect::SendError {
-                        code: ErrorCode::RateLimited,
-                        request: Some(request),
-                        retry_after_ms: Some(retry_after_ms),
-                    };
-                    return keep(before, live, vec![effect]);
+                if let Err(throttled) = live.bucket.try_take(*now_us) {
+                    return keep(before, live, vec![rate_limited(request, throttled)]);
                 }
-                let effect = SessionEffect::RunPolicy {
+                let effect = SessionEffect::ChargeTenant {
                     room: room.clone(),
                     request,
                 };
@@ -800,6 +822,31 @@ impl SessionMachine {
         }
     }
 
+    /// The tenant bucket's answer: throttled publishes get `RATE_LIMITED`, the rest go to policy.
+    fn tenant_budget(
+        before: &SessionState,
+        live: Live,
+        room: &RoomName,
+        request: u64,
+        verdict: Result<(), Throttled>,
+    ) -> Outcome {
+        if let Err(throttled) = verdict {
+            return keep(before, live, vec![rate_limited(request, throttled)]);
+        }
+        if !live.rooms.contains(room) {
+            return keep(
+                before,
+                live,
+                vec![error(ErrorCode::NotInRoom, Some(request))],
+            );
+        }
+        let effect = SessionEffect::RunPolicy {
+            room: room.clone(),
+            request,
+        };
+        keep(before, live, vec![effect])
+    }
+
     fn verdict(
         before: &SessionState,
         mut live: Live,
@@ -886,6 +933,12 @@ impl SessionMachine {
                 verdict,
                 now_us,
             } => Self::verdict(before, live.clone(), room, *request, *verdict, *now_us),
+            SessionEvent::TenantBudget {
+                room,
+                request,
+                verdict,
+                ..
+            } => Self::tenant_budget(before, live.clone(), room, *request, *verdict),
             SessionEvent::Drain { deadline_us } => {
                 if matches!(before, SessionState::Draining { .. }) {
                     return Err(not_allowed(before, event));
@@ -999,7 +1052,14 @@ static TRANSITIONS: &[Transition] = &[
         ACTIVE,
         "publish",
         ACTIVE,
-        "in room, payload within limit, connection and tenant buckets allow: run policy; else NOT_IN_ROOM / PAYLOAD_TOO_LARGE / RATE_LIMITED",
+        "in room, payload within limit, connection bucket allows: charge the tenant bucket; else NOT_IN_ROOM / PAYLOAD_TOO_LARGE / RATE_LIMITED",
+        ["charge_tenant", "send_error"]
+    ),
+    row!(
+        ACTIVE,
+        "tenant_budget",
+        ACTIVE,
+        "tenant bucket gave a token and still in room: run policy; else RATE_LIMITED / NOT_IN_ROOM",
         ["run_policy", "send_error"]
     ),
     row!(
@@ -1098,6 +1158,13 @@ static TRANSITIONS: &[Transition] = &[
     ),
     row!(
         DRAINING,
+        "tenant_budget",
+        DRAINING,
+        "in-flight publishes go on like in active",
+        ["run_policy", "send_error"]
+    ),
+    row!(
+        DRAINING,
         "policy_verdict",
         DRAINING,
         "in-flight publishes are flushed like in active",
@@ -1170,7 +1237,7 @@ static INVARIANTS: &[(&str, &str)] = &[
     ),
     (
         "nothing-before-active",
-        "no subscribe, publish, run_policy or presence effect before active",
+        "no subscribe, publish, charge_tenant, run_policy or presence effect before active",
     ),
     ("closed-terminal", "every event in closed is refused"),
     (
@@ -1263,6 +1330,7 @@ impl Machine for SessionMachine {
             SessionEvent::Join { .. } => "join",
             SessionEvent::Leave { .. } => "leave",
             SessionEvent::Publish { .. } => "publish",
+            SessionEvent::TenantBudget { .. } => "tenant_budget",
             SessionEvent::PolicyVerdict { .. } => "policy_verdict",
             SessionEvent::Heartbeat { .. } => "heartbeat",
             SessionEvent::PresenceRequest { .. } => "presence_request",
@@ -1287,6 +1355,7 @@ impl Machine for SessionMachine {
             SessionEffect::SendDrain => "send_drain",
             SessionEffect::Subscribe { .. } => "subscribe",
             SessionEffect::Unsubscribe { .. } => "unsubscribe",
+            SessionEffect::ChargeTenant { .. } => "charge_tenant",
             SessionEffect::RunPolicy { .. } => "run_policy",
             SessionEffect::Publish { .. } => "publish",
             SessionEffect::PresenceJoin { .. } => "presence_join",
@@ -1309,6 +1378,7 @@ impl Machine for SessionMachine {
             "join",
             "leave",
             "publish",
+            "tenant_budget",
             "policy_verdict",
             "heartbeat",
             "presence_request",
@@ -1371,6 +1441,7 @@ impl Machine for SessionMachine {
                     effect,
                     SessionEffect::Subscribe { .. }
                         | SessionEffect::Publish { .. }
+                        | SessionEffect::ChargeTenant { .. }
                         | SessionEffect::RunPolicy { .. }
                         | SessionEffect::PresenceJoin { .. }
                         | SessionEffect::PresenceLeave { .. }
@@ -1410,7 +1481,7 @@ impl Machine for SessionMachine {
 pub mod explore {
     use super::{
         Admission, ErrorCode, Identity, PolicyVerdict, Rate, RefreshOutcome, RejectReason,
-        RoomName, SessionEvent, SessionLimits, TenantId, UserId,
+        RoomName, SessionEvent, SessionLimits, TenantId, Throttled, UserId,
     };
 
     /// One second, in µs.
@@ -1494,14 +1565,26 @@ pub mod explore {
                 room: r1.clone(),
                 request: 4,
                 payload_len: 4,
-                tenant_budget: Ok(()),
                 now_us,
             },
             SessionEvent::Publish {
                 room: r1.clone(),
                 request: 5,
                 payload_len: 9,
-                tenant_budget: Ok(()),
+                now_us,
+            },
+            SessionEvent::TenantBudget {
+                room: r1.clone(),
+                request: 4,
+                verdict: Ok(()),
+                now_us,
+            },
+            SessionEvent::TenantBudget {
+                room: r1.clone(),
+                request: 4,
+                verdict: Err(Throttled {
+                    retry_after_ms: 1000,
+                }),
                 now_us,
             },
             SessionEvent::PolicyVerdict {

@@ -428,21 +428,12 @@ impl Driver {
                 payload,
                 content_type,
             } => {
-                // A poisoned lock still holds valid buckets: take the guard rather than skip the
-                // check (skipping it would fail open).
-                let tenant_budget = self
-                    .shared
-                    .admission
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take_tenant_publish(&self.identity.tenant, now_us);
                 let payload_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
                 current.publish = Some((payload, content_type));
                 SessionEvent::Publish {
                     room,
                     request,
                     payload_len,
-                    tenant_budget,
                     now_us,
                 }
             }
@@ -646,7 +637,27 @@ impl Driver {
         self.send(&welcome);
     }
 
-    /// Executes one effect; returns the event it produces, if any (a policy verdict).
+    /// Takes one token from the tenant's node-wide publish bucket.
+    fn charge_tenant(&self, room: arqon_proto::names::RoomName, request: u64) -> SessionEvent {
+        let now_us = now_us();
+        // A poisoned lock still holds valid buckets: take the guard rather than skip the charge
+        // (skipping it would fail open).
+        let verdict = self
+            .shared
+            .admission
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take_tenant_publish(&self.identity.tenant, now_us);
+        SessionEvent::TenantBudget {
+            room,
+            request,
+            verdict,
+            now_us,
+        }
+    }
+
+    /// Executes one effect; returns the event it produces, if any (a tenant budget or a policy
+    /// verdict).
     async fn execute(&mut self, effect: SessionEffect) -> Option<SessionEvent> {
         match effect {
             SessionEffect::RejectUpgrade { .. } | SessionEffect::AcceptUpgrade => {}
@@ -704,6 +715,9 @@ impl Driver {
             SessionEffect::Unsubscribe { room } => {
                 let subject = Subject::room(&self.identity.tenant, &room);
                 self.shared.hub.leave(&subject, self.identity.session).await;
+            }
+            SessionEffect::ChargeTenant { room, request } => {
+                return Some(self.charge_tenant(room, request));
             }
             SessionEffect::RunPolicy { room, request } => {
                 let verdict = self.check_policy(&room, request);

@@ -92,13 +92,21 @@ fn joined(rooms: &[&str]) -> SessionState {
     state
 }
 
-fn publish(name: &str, len: u32, budget: Result<(), Throttled>, now_us: u64) -> SessionEvent {
+fn publish(name: &str, len: u32, now_us: u64) -> SessionEvent {
     SessionEvent::Publish {
         room: room(name),
         request: 9,
         payload_len: len,
-        tenant_budget: budget,
         now_us,
+    }
+}
+
+fn tenant_budget(name: &str, verdict: Result<(), Throttled>) -> SessionEvent {
+    SessionEvent::TenantBudget {
+        room: room(name),
+        request: 9,
+        verdict,
+        now_us: 0,
     }
 }
 
@@ -318,7 +326,15 @@ fn leave_unsubscribes_or_reports_not_in_room() {
 // AC-SESSION-5
 #[test]
 fn ac_session_5_publish_runs_policy_then_publishes_stamped_or_blocks() {
-    let out = run(&joined(&["a"]), publish("a", 3, Ok(()), 2 * SEC));
+    let out = run(&joined(&["a"]), publish("a", 3, 2 * SEC));
+    assert_eq!(
+        out.effects,
+        vec![SessionEffect::ChargeTenant {
+            room: room("a"),
+            request: 9
+        }]
+    );
+    let out = run(&out.state, tenant_budget("a", Ok(())));
     assert_eq!(
         out.effects,
         vec![SessionEffect::RunPolicy {
@@ -389,16 +405,16 @@ fn ac_session_5_publish_runs_policy_then_publishes_stamped_or_blocks() {
 #[test]
 fn ac_session_6_publish_refusals_route_nothing() {
     let state = joined(&["a"]);
-    let out = run(&state, publish("b", 3, Ok(()), 0));
+    let out = run(&state, publish("b", 3, 0));
     assert_eq!(out.effects, vec![error(ErrorCode::NotInRoom, Some(9))]);
-    let out = run(&state, publish("a", 17, Ok(()), 0));
+    let out = run(&state, publish("a", 17, 0));
     assert_eq!(
         out.effects,
         vec![error(ErrorCode::PayloadTooLarge, Some(9))]
     );
     let out = run(
         &state,
-        publish("a", 1, Err(Throttled { retry_after_ms: 40 }), 0),
+        tenant_budget("a", Err(Throttled { retry_after_ms: 40 })),
     );
     assert_eq!(
         out.effects,
@@ -411,9 +427,9 @@ fn ac_session_6_publish_refusals_route_nothing() {
     // The connection bucket: burst 2 at 1/s.
     let mut state = state;
     for _ in 0..2 {
-        state = run(&state, publish("a", 1, Ok(()), 0)).state;
+        state = run(&state, publish("a", 1, 0)).state;
     }
-    let out = run(&state, publish("a", 1, Ok(()), 0));
+    let out = run(&state, publish("a", 1, 0));
     assert_eq!(
         out.effects,
         vec![SessionEffect::SendError {
@@ -422,8 +438,49 @@ fn ac_session_6_publish_refusals_route_nothing() {
             retry_after_ms: Some(1000)
         }]
     );
-    let out = run(&out.state, publish("a", 1, Ok(()), SEC));
-    assert_eq!(kinds(&out), ["run_policy"]);
+    let out = run(&out.state, publish("a", 1, SEC));
+    assert_eq!(kinds(&out), ["charge_tenant"]);
+}
+
+// AC-SESSION-16
+#[test]
+fn ac_session_16_only_publishes_that_pass_the_session_checks_charge_the_tenant() {
+    let state = joined(&["a"]);
+    let charges = |state: &SessionState, event: SessionEvent| {
+        run(state, event)
+            .effects
+            .iter()
+            .filter(|effect| matches!(effect, SessionEffect::ChargeTenant { .. }))
+            .count()
+    };
+    // Refused by the session's own checks: the tenant is not charged.
+    assert_eq!(charges(&state, publish("b", 1, 0)), 0);
+    assert_eq!(charges(&state, publish("a", 17, 0)), 0);
+    assert_eq!(charges(&draining(&state), publish("a", 1, 0)), 0);
+    let mut spent = state.clone();
+    for _ in 0..2 {
+        spent = run(&spent, publish("a", 1, 0)).state;
+    }
+    assert_eq!(charges(&spent, publish("a", 1, 0)), 0);
+    // Passed them: exactly one charge, and policy runs only once the tenant gave a token.
+    assert_eq!(charges(&state, publish("a", 1, 0)), 1);
+    let throttled = run(
+        &state,
+        tenant_budget("a", Err(Throttled { retry_after_ms: 5 })),
+    );
+    assert_eq!(kinds(&throttled), ["send_error"]);
+    // A budget answer for a room left meanwhile routes nothing.
+    let left = run(
+        &state,
+        SessionEvent::Leave {
+            room: room("a"),
+            request: 1,
+            now_us: 0,
+        },
+    )
+    .state;
+    let late = run(&left, tenant_budget("a", Ok(())));
+    assert_eq!(late.effects, vec![error(ErrorCode::NotInRoom, Some(9))]);
 }
 
 // AC-SESSION-7
@@ -669,7 +726,7 @@ fn ac_session_12_drain_tells_the_client_refuses_work_and_closes_at_deadline() {
             request: 1,
             now_us: SEC,
         },
-        publish("a", 1, Ok(()), SEC),
+        publish("a", 1, SEC),
         SessionEvent::Refresh {
             outcome: RefreshOutcome::Expired,
             request: 1,
@@ -794,7 +851,7 @@ fn ac_session_15_events_out_of_place_are_typed_rejections() {
             SessionState::Authenticating,
             SessionEvent::Upgrade { now_us: 0 },
         ),
-        (SessionState::Authenticating, publish("a", 1, Ok(()), 0)),
+        (SessionState::Authenticating, publish("a", 1, 0)),
         (active(), SessionEvent::Upgrade { now_us: 0 }),
         (active(), SessionEvent::TokenInvalid { reason: "x" }),
     ];
