@@ -1,4 +1,7 @@
 //! The sections of `arqon.toml`, with their defaults. Every table refuses unknown keys.
+//!
+//! Defaults that the sans-IO core or the policy ABI also know are taken from there, so each
+//! default is written once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -7,7 +10,11 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use arqon_core::governance::Rules;
 use arqon_core::limits as core;
+use arqon_core::presence::PresenceConfig as PresenceDefaults;
+use arqon_core::session::SessionConfig as SessionDefaults;
+use arqon_policy_sdk::abi;
 use arqon_proto::names::TenantId;
 
 use crate::units::{ByteSize, Duration};
@@ -253,7 +260,7 @@ impl Default for LimitsConfig {
             full_retry_after: Duration::from_millis(admission.full_retry_after_ms),
             max_frame: ByteSize::kib(64),
             outbound_queue_depth: 256,
-            slow_consumer_threshold: 64,
+            slow_consumer_threshold: SessionDefaults::default().slow_consumer_threshold,
             tenant_defaults: admission.default_tenant.into(),
             tenants: BTreeMap::new(),
         }
@@ -305,10 +312,11 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
+        let session = SessionDefaults::default();
         Self {
-            heartbeat_interval: Duration::from_secs(15),
-            idle_timeout: Duration::from_secs(45),
-            max_protocol_errors: 3,
+            heartbeat_interval: Duration::from_millis(u64::from(session.heartbeat_interval_ms)),
+            idle_timeout: Duration::from_micros(session.heartbeat_timeout_us),
+            max_protocol_errors: session.max_protocol_errors,
         }
     }
 }
@@ -329,7 +337,7 @@ impl Default for PresenceConfig {
     fn default() -> Self {
         Self {
             node_heartbeat_interval: Duration::from_secs(2),
-            node_expiry: Duration::from_secs(10),
+            node_expiry: Duration::from_micros(PresenceDefaults::default().node_ttl_us),
             member_heartbeat_expiry: Duration::from_secs(60),
         }
     }
@@ -362,8 +370,8 @@ impl Default for PolicyConfig {
         Self {
             global: Vec::new(),
             tenants: BTreeMap::new(),
-            time_budget: Duration::from_millis(2),
-            memory_limit: ByteSize::mib(16),
+            time_budget: Duration::from_micros(abi::DEFAULT_TIME_BUDGET_US),
+            memory_limit: ByteSize::bytes(abi::DEFAULT_MEMORY_LIMIT),
         }
     }
 }
@@ -412,14 +420,17 @@ pub struct GovernanceConfig {
 
 impl Default for GovernanceConfig {
     fn default() -> Self {
+        let rules = Rules::default();
+        let percent = |bp: u32| f64::from(bp) / 100.0;
         Self {
-            min_confidence: 0.8,
-            max_concurrent_rollouts_per_tenant: 1,
-            auto_approve: false,
+            min_confidence: rules.min_confidence,
+            max_concurrent_rollouts_per_tenant: u32::try_from(rules.max_concurrent_rollouts)
+                .unwrap_or(u32::MAX),
+            auto_approve: rules.auto_approve,
             default_rollout: RolloutDefaults {
-                initial_percent: 5.0,
-                increment_per_minute: 5.0,
-                max_percent: 100.0,
+                initial_percent: percent(rules.default_rollout.initial_bp),
+                increment_per_minute: percent(rules.default_rollout.increment_bp_per_minute),
+                max_percent: percent(rules.default_rollout.max_bp),
             },
             audit_kind: AuditKind::File,
             audit_path: PathBuf::from(".arqon/audit.jsonl"),

@@ -447,6 +447,7 @@ pub struct Rules {
     pub default_rollout: RolloutConfig,
 }
 
+/// The defaults of `[governance]`; `arqon-config` takes them from here.
 impl Default for Rules {
     fn default() -> Self {
         Self {
@@ -455,7 +456,7 @@ impl Default for Rules {
             auto_approve: false,
             default_rollout: RolloutConfig {
                 initial_bp: 500,
-                increment_bp_per_minute: 1_000,
+                increment_bp_per_minute: 500,
                 max_bp: FULL_BP,
             },
         }

@@ -274,10 +274,11 @@ pub struct PresenceConfig {
     pub node_ttl_us: u64,
 }
 
+/// The default of `[presence].node_expiry`; `arqon-config` takes it from here.
 impl Default for PresenceConfig {
     fn default() -> Self {
         Self {
-            node_ttl_us: 15_000_000,
+            node_ttl_us: 10_000_000,
         }
     }
 }

@@ -9,6 +9,10 @@ use std::str;
 
 /// The ABI version this crate implements; `arqon_policy_abi_version` must return it.
 pub const ABI_VERSION: i32 = 1;
+/// Default wall-clock budget of one evaluation, in µs (SC-004); `[policy].time_budget` changes it.
+pub const DEFAULT_TIME_BUDGET_US: u64 = 2_000;
+/// Default cap on a policy's linear memory, in bytes; `[policy].memory_limit` changes it.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 16 << 20;
 /// The exported linear memory the host writes the input into.
 pub const EXPORT_MEMORY: &str = "memory";
 /// `() -> i32`: the module's ABI version.

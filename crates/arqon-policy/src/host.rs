@@ -4,6 +4,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arqon_policy_sdk::abi;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
 };
@@ -26,9 +27,9 @@ pub struct HostConfig {
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
-            time_budget: Duration::from_millis(2),
+            time_budget: Duration::from_micros(abi::DEFAULT_TIME_BUDGET_US),
             epoch_tick: Duration::from_millis(1),
-            memory_limit: 16 << 20,
+            memory_limit: usize::try_from(abi::DEFAULT_MEMORY_LIMIT).unwrap_or(usize::MAX),
             max_input: 1 << 20,
             pool_size: 256,
         }
