@@ -64,7 +64,9 @@ impl Conn {
                 HeaderValue::from_str(&format!("Bearer {token}"))?,
             );
         }
-        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+        // Nagle off, as browsers and the SDKs do: a small publish leaves at once.
+        let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
+        let (ws, _) = tokio::time::timeout(TIMEOUT, connect)
             .await
             .context("connect timed out")??;
         let (sink, mut stream) = ws.split();

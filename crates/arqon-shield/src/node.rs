@@ -23,6 +23,7 @@ use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -39,6 +40,11 @@ use crate::tls;
 /// Bytes a connection's WebSocket reader reserves (tungstenite's default is 128 KiB, which would
 /// cost 1.25 GiB for 10,000 idle connections); frames larger than this are read in several chunks.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes of frames a connection's writer gathers before a syscall: a burst of small deliveries goes
+/// out in one `send` (the writer flushes whenever its queue runs empty, so nothing waits for the
+/// buffer to fill). Zero would write every frame with its own syscall.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Now, in µs since the Unix epoch. The shell reads the clock; the machine only sees the value.
 pub(crate) fn now_us() -> u64 {
@@ -284,12 +290,10 @@ impl Node {
             router = router.merge(crate::admin::router(Arc::clone(&shared)));
         }
         let router = router.with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind(config.node.listen)
-            .await
-            .map_err(|source| ShieldError::Bind {
-                addr: config.node.listen,
-                source,
-            })?;
+        let listener = bind_listener(config.node.listen).map_err(|source| ShieldError::Bind {
+            addr: config.node.listen,
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| ShieldError::Bind {
             addr: config.node.listen,
             source,
@@ -308,6 +312,11 @@ impl Node {
                 })
             }
             None => tokio::spawn(async move {
+                // Small frames must leave at once: Nagle would hold a delivery back until the
+                // client's delayed ACK.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, router)
                     .with_graceful_shutdown(shutdown)
                     .await;
@@ -536,7 +545,7 @@ async fn socket(
                 .max_message_size(max_frame)
                 .max_frame_size(max_frame)
                 .read_buffer_size(READ_BUFFER_BYTES)
-                .write_buffer_size(0)
+                .write_buffer_size(WRITE_BUFFER_BYTES)
                 .on_upgrade(move |socket| {
                     driver.metrics.obs.handshake.observe(started_at.elapsed());
                     conn::run(driver, socket, accepted)
@@ -627,4 +636,20 @@ fn authenticate(
         },
     };
     (event, identity, identity_guard, role)
+}
+
+/// Accept queue of the listener: a connect storm queues here instead of retrying SYNs after a
+/// second (the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the node's listener with [`LISTEN_BACKLOG`].
+fn bind_listener(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

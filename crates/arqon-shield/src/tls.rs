@@ -57,6 +57,7 @@ impl TlsListener {
                 let Ok((tcp, peer)) = listener.accept().await else {
                     continue;
                 };
+                let _ = tcp.set_nodelay(true);
                 if tx.is_closed() {
                     break;
                 }

@@ -2,8 +2,6 @@
 //! format it, continue a remote trace, and read a span's own context to send on. Shared by the Shield
 //! (envelope and spine headers) and the Brain (replication messages on the spine).
 
-use std::fmt::Write as _;
-
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
@@ -21,19 +19,28 @@ pub struct TraceParent {
     pub flags: u8,
 }
 
+/// Lower-case hex digits, by nibble.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// The value of one lower-case hex digit.
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Exactly `2 * N` lower-case hex digits as `N` bytes. Runs on every traced message, so it decodes
+/// by table rather than through `from_str_radix`.
 fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
     let bytes = text.as_bytes();
-    if bytes.len() != 2 * N
-        || !bytes
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
+    if bytes.len() != 2 * N {
         return None;
     }
     let mut out = [0; N];
     for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let text = std::str::from_utf8(pair).ok()?;
-        *slot = u8::from_str_radix(text, 16).ok()?;
+        *slot = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(out)
 }
@@ -67,7 +74,8 @@ impl TraceParent {
 fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
     }
     out
 }

@@ -127,7 +127,11 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     assert_eq!(fanout.attributes["queued"], "1");
 
     // AC-OBS-8: the Brain hop. Alice's join on node A (its `presence.update` span) reaches node B's
-    // Brain as a replication message, and B's `brain.presence.receive` continues that trace.
+    // Brain as a replication message, and B's `brain.presence.receive` continues that trace. The
+    // join is a fresh one: B replicates the tenant since Bob's join (long done by now), whereas her
+    // first join may have been replicated before B subscribed, and B then learns it by an untraced
+    // sync.
+    alice.join("hall").await;
     let continued = |spans: &[arqon_testkit::ReceivedSpan]| {
         spans.iter().any(|received| {
             received.name == "brain.presence.receive"
