@@ -2,7 +2,11 @@
 //!
 //! A [`BusClient`] holds one WebSocket to a Shield node (token as `Authorization: Bearer`). A
 //! background task owns the socket: it sends heartbeats at the interval the `Welcome` names,
-//! reconnects with exponential backoff when the socket drops, and joins the client's rooms again.
+//! reconnects with jittered exponential backoff when the socket drops, and joins the client's rooms
+//! again. A reconnect never comes sooner than the server asked: a 503's `Retry-After`, or a `Drain`'s
+//! `reconnect_after_ms` (on `Drain` the client closes and reconnects, to whichever node the URL
+//! reaches). The jitter spreads a crowd of clients that lost the same node over time, so they do
+//! not come back in one wave.
 //!
 //! Governance (seed 004): [`BusClient::send`] takes an [`UpstreamMessage`]; a proposal is first
 //! remembered by the client's [`DataPlaneAgent`]. [`BusClient::recv`] returns the next
@@ -41,9 +45,18 @@ const QUEUE: usize = 1024;
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The first connection was refused or failed.
+    /// The first connection failed (no server, a bad URL, a broken handshake).
     #[error("connect: {0}")]
     Connect(String),
+    /// The server refused the upgrade with this HTTP status (401: the token; 503: the node is
+    /// full or accepting too fast, retry after `retry_after`).
+    #[error("connect: refused with HTTP {status}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The client was closed (its background task ended).
     #[error("client closed")]
     Closed,
@@ -55,7 +68,8 @@ pub enum ClientError {
     Name(String),
 }
 
-/// Reconnect backoff: `initial`, doubling, at most `max`.
+/// Reconnect backoff: `initial`, doubling, at most `max`; each wait is stretched by a random
+/// 0–50 % (see [`Jitter`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     /// The first wait.
@@ -74,10 +88,49 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The wait before reconnect attempt `attempt` (0-based).
+    /// The wait before reconnect attempt `attempt` (0-based), before jitter.
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(16));
         self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// Spreads reconnect waits: `stretch(d)` is uniform in `[d, 1.5·d]`, so a wait never undercuts
+/// what the server asked for. A small xorshift generator seeded per client; it needs no
+/// cryptographic quality.
+#[derive(Clone, Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// A generator seeded from `seed` (zero is replaced: xorshift needs a non-zero state).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// A generator seeded from the process's random hasher keys and the clock.
+    fn from_entropy() -> Self {
+        use std::hash::BuildHasher as _;
+        Self::new(std::collections::hash_map::RandomState::new().hash_one(now_us()))
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// `wait` plus a uniform 0–50 % of it.
+    pub fn stretch(&mut self, wait: Duration) -> Duration {
+        let half = u64::try_from(wait.as_micros() / 2).unwrap_or(u64::MAX);
+        let extra = if half == 0 {
+            0
+        } else {
+            self.next() % (half + 1)
+        };
+        wait.saturating_add(Duration::from_micros(extra))
     }
 }
 
@@ -174,7 +227,7 @@ impl BusClient {
     ) -> Result<Self, ClientError> {
         let first = Connection::open(url, token)
             .await
-            .map_err(ClientError::Connect)?;
+            .map_err(ClientError::from)?;
         let (outgoing, outgoing_rx) = mpsc::channel(QUEUE);
         let (governance_tx, governance) = mpsc::channel(QUEUE);
         let (events_tx, events) = mpsc::channel(QUEUE);
@@ -182,6 +235,8 @@ impl BusClient {
             url: url.to_owned(),
             token: token.to_owned(),
             backoff,
+            jitter: Jitter::from_entropy(),
+            not_before: None,
             rooms: BTreeSet::new(),
             sent: 0,
             governance_ids: BTreeSet::new(),
@@ -379,25 +434,74 @@ struct Connection {
     heartbeat: Duration,
 }
 
+/// Why one connection attempt failed.
+#[derive(Debug)]
+struct OpenError {
+    reason: String,
+    /// The HTTP status of a refused upgrade.
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+}
+
+impl OpenError {
+    fn other(reason: impl std::fmt::Display) -> Self {
+        Self {
+            reason: reason.to_string(),
+            status: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<OpenError> for ClientError {
+    fn from(error: OpenError) -> Self {
+        match error.status {
+            Some(status) => Self::Refused {
+                status,
+                retry_after: error.retry_after,
+            },
+            None => Self::Connect(error.reason),
+        }
+    }
+}
+
+/// `Retry-After` in delay-seconds (the form the Shield sends); an HTTP date is ignored.
+fn retry_after(response: &tungstenite::http::Response<Option<Vec<u8>>>) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
 impl Connection {
-    async fn open(url: &str, token: &str) -> Result<Self, String> {
-        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-        let bearer =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "token is not ASCII")?;
+    async fn open(url: &str, token: &str) -> Result<Self, OpenError> {
+        let mut request = url.into_client_request().map_err(OpenError::other)?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| OpenError::other("token is not ASCII"))?;
         request.headers_mut().insert("authorization", bearer);
         let (mut socket, _) =
-            tokio_tungstenite::connect_async(request)
+            // Nagle off: a small publish leaves at once.
+            tokio_tungstenite::connect_async_with_config(request, None, true)
                 .await
                 .map_err(|e| match e {
                     tungstenite::Error::Http(response) => {
-                        format!("refused with HTTP {}", response.status().as_u16())
+                        let status = response.status().as_u16();
+                        OpenError {
+                            reason: format!("refused with HTTP {status}"),
+                            status: Some(status),
+                            retry_after: retry_after(&response),
+                        }
                     }
-                    other => other.to_string(),
+                    other => OpenError::other(other),
                 })?;
         loop {
             match socket.next().await {
                 Some(Ok(WsMessage::Binary(bytes))) => {
-                    let envelope = Envelope::decode(bytes).map_err(|e| e.to_string())?;
+                    let envelope = Envelope::decode(bytes).map_err(OpenError::other)?;
                     if let Some(Body::Welcome(welcome)) = envelope.body {
                         return Ok(Self {
                             socket,
@@ -409,8 +513,8 @@ impl Connection {
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("closed before Welcome".to_owned()),
+                Some(Err(e)) => return Err(OpenError::other(e)),
+                None => return Err(OpenError::other("closed before Welcome")),
             }
         }
     }
@@ -421,6 +525,9 @@ struct Runner {
     url: String,
     token: String,
     backoff: Backoff,
+    jitter: Jitter,
+    /// The server's floor for the next reconnect wait (a 503's `Retry-After`, a `Drain`'s hint).
+    not_before: Option<Duration>,
     rooms: BTreeSet<String>,
     sent: u64,
     /// Correlation ids of governance messages sent (their refusals go to `recv`).
@@ -471,11 +578,16 @@ impl Runner {
         let mut attempt = 0u32;
         loop {
             let Some(open) = connection.take() else {
-                tokio::time::sleep(self.backoff.delay(attempt)).await;
+                let floor = self.not_before.take().unwrap_or_default();
+                let wait = self.jitter.stretch(self.backoff.delay(attempt).max(floor));
+                tokio::time::sleep(wait).await;
                 attempt = attempt.saturating_add(1);
                 match Connection::open(&self.url, &self.token).await {
                     Ok(open) => connection = Some(open),
-                    Err(error) => tracing::debug!(%error, attempt, "reconnect failed"),
+                    Err(error) => {
+                        tracing::debug!(%error, attempt, "reconnect failed");
+                        self.not_before = error.retry_after;
+                    }
                 }
                 continue;
             };
@@ -530,6 +642,13 @@ impl Runner {
                 frame = socket.next() => match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => {
                         if let Ok(envelope) = Envelope::decode(bytes) {
+                            if let Some(Body::Drain(drain)) = &envelope.body {
+                                // The node is going away: leave now, come back after its hint.
+                                let hint = u64::from(drain.reconnect_after_ms);
+                                self.not_before = Some(Duration::from_millis(hint));
+                                let _ = socket.close(None).await;
+                                return true;
+                            }
                             self.dispatch(envelope);
                         }
                     }
@@ -599,5 +718,19 @@ mod tests {
         };
         let waits: Vec<u128> = (0..6).map(|a| backoff.delay(a).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+    }
+
+    #[test]
+    fn jitter_stays_between_the_wait_and_half_again_and_spreads() {
+        let mut jitter = Jitter::new(7);
+        let wait = Duration::from_secs(1);
+        let waits: BTreeSet<u128> = (0..200).map(|_| jitter.stretch(wait).as_millis()).collect();
+        assert!(
+            waits.iter().all(|ms| (1000..=1500).contains(ms)),
+            "{waits:?}"
+        );
+        // 200 draws over 501 values: a synchronised crowd would give one.
+        assert!(waits.len() > 100, "{} distinct waits", waits.len());
+        assert_eq!(jitter.stretch(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -52,14 +52,15 @@ impl Drop for Guard {
     }
 }
 
-/// A running `arq serve`: its process guard, its address, and what it printed up to the token hint.
+/// A running `arq serve`: its process guard, its address, and the token hint it printed (empty when
+/// the node does not use dev keys).
 pub(crate) struct Served {
     pub(crate) guard: Guard,
     pub(crate) addr: String,
     pub(crate) token_command: Vec<String>,
 }
 
-/// Starts `arq serve <args>` in `cwd` and waits (with a timeout) until it prints its URL and token hint.
+/// Starts `arq serve <args>` in `cwd` and waits (with a timeout) until it has printed its banner.
 pub(crate) fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("arq"))
         .arg("serve")
@@ -84,24 +85,27 @@ pub(crate) fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
         }
     });
     let mut addr = None;
+    let mut token_command = Vec::new();
     loop {
         let line = lines
             .recv_timeout(WAIT)
-            .expect("serve prints its URL and a token command");
+            .expect("serve prints its URL and how to stop it");
         let line = line.trim();
         if let Some(url) = line.strip_prefix("socket:") {
             let url = url.trim().trim_start_matches("ws://");
             addr = Some(url.trim_end_matches("/v1/socket").to_owned());
         } else if let Some(command) = line.strip_prefix("token:") {
+            // `arq auth gen …`: drop the program name.
+            token_command = command
+                .split_whitespace()
+                .skip(1)
+                .map(str::to_owned)
+                .collect();
+        } else if line.starts_with("stop with") {
             return Served {
                 guard,
-                addr: addr.expect("socket line before token line"),
-                // `arq auth gen …`: drop the program name.
-                token_command: command
-                    .split_whitespace()
-                    .skip(1)
-                    .map(str::to_owned)
-                    .collect(),
+                addr: addr.expect("socket line before the stop line"),
+                token_command,
             };
         }
     }

@@ -12,6 +12,8 @@ mod cli_serve;
 #[cfg(unix)]
 mod dev_stack;
 mod obs_serve;
+#[cfg(target_os = "linux")]
+mod reconnect_storm;
 #[cfg(unix)]
 mod status_health;
 
