@@ -85,58 +85,8 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     println!("profile: {profile:?}");
     let mut results = serde_json::Map::new();
     for (target, proc) in &targets {
-        let name = target.name();
-        let mut result = serde_json::Map::new();
-        // A scenario that fails is reported, and the others still run.
-        match scenarios::handshake(target, profile).await {
-            Ok((hs, rate)) => {
-                println!(
-                    "{name:9} handshake   p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, {rate:.0}/s)",
-                    hs.p50_us, hs.p99_us, hs.p999_us, hs.count
-                );
-                result.insert("handshake".into(), json!(hs));
-                result.insert("handshakes_per_sec".into(), json!(rate));
-            }
-            Err(error) => failed(name, "handshake", &error, &mut result),
-        }
-        match scenarios::pubsub_latency(target, profile).await {
-            Ok((lat, delivered)) => {
-                println!(
-                    "{name:9} pub→sub     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} deliveries, {:.1}% delivered)",
-                    lat.p50_us,
-                    lat.p99_us,
-                    lat.p999_us,
-                    lat.count,
-                    delivered * 100.0
-                );
-                result.insert("pubsub".into(), json!(lat));
-                result.insert("pubsub_delivered".into(), json!(delivered));
-            }
-            Err(error) => failed(name, "pubsub", &error, &mut result),
-        }
-        match scenarios::throughput(target, profile).await {
-            Ok((tput, share)) => {
-                println!(
-                    "{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)",
-                    share * 100.0
-                );
-                result.insert("throughput_per_sec".into(), json!(tput));
-                result.insert("throughput_delivered".into(), json!(share));
-            }
-            Err(error) => failed(name, "throughput", &error, &mut result),
-        }
-        match scenarios::idle_memory(target, profile, || proc.rss_kib()).await {
-            Ok((rss, per_conn)) => {
-                println!(
-                    "{name:9} idle        {per_conn:>7.1} KiB per connection  (RSS {rss} KiB with {} idle connections)",
-                    profile.idle_connections
-                );
-                result.insert("idle_rss_kib".into(), json!(rss));
-                result.insert("idle_kib_per_connection".into(), json!(per_conn));
-            }
-            Err(error) => failed(name, "idle", &error, &mut result),
-        }
-        results.insert(name.to_owned(), serde_json::Value::Object(result));
+        let result = measure(target, proc, profile).await;
+        results.insert(target.name().to_owned(), serde_json::Value::Object(result));
     }
     let ratio = |path: &[&str]| -> Option<f64> {
         let get = |name: &str| {
@@ -147,6 +97,7 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         Some(get("arqonbus")? / get("nats-ws")?.max(f64::MIN_POSITIVE))
     };
     let ratios = json!({
+        "connect_p99": ratio(&["connect", "p99_us"]),
         "handshake_p99": ratio(&["handshake", "p99_us"]),
         "pubsub_p50": ratio(&["pubsub", "p50_us"]),
         "pubsub_p99": ratio(&["pubsub", "p99_us"]),
@@ -157,4 +108,75 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {ratios}"
     );
     Ok(json!({ "profile": profile, "results": results, "ratios": ratios }))
+}
+
+/// Runs every scenario against `target` (served by `proc`); a scenario that fails is reported, and
+/// the others still run.
+async fn measure(
+    target: &Target,
+    proc: &procs::Proc,
+    profile: Profile,
+) -> serde_json::Map<String, serde_json::Value> {
+    let name = target.name();
+    let mut result = serde_json::Map::new();
+    match scenarios::handshake(target, profile.serial_handshakes, 1).await {
+        Ok((hs, _)) => {
+            println!(
+                "{name:9} connect     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, one at a time)",
+                hs.p50_us, hs.p99_us, hs.p999_us, hs.count
+            );
+            result.insert("connect".into(), json!(hs));
+        }
+        Err(error) => failed(name, "connect", &error, &mut result),
+    }
+    let storm = scenarios::handshake(target, profile.handshakes, profile.handshake_concurrency);
+    match storm.await {
+        Ok((hs, rate)) => {
+            println!(
+                "{name:9} handshake   p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, {} at once, {rate:.0}/s)",
+                hs.p50_us, hs.p99_us, hs.p999_us, hs.count, profile.handshake_concurrency
+            );
+            result.insert("handshake".into(), json!(hs));
+            result.insert("handshakes_per_sec".into(), json!(rate));
+        }
+        Err(error) => failed(name, "handshake", &error, &mut result),
+    }
+    match scenarios::pubsub_latency(target, profile).await {
+        Ok((lat, delivered)) => {
+            println!(
+                "{name:9} pub→sub     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} deliveries, {:.1}% delivered)",
+                lat.p50_us,
+                lat.p99_us,
+                lat.p999_us,
+                lat.count,
+                delivered * 100.0
+            );
+            result.insert("pubsub".into(), json!(lat));
+            result.insert("pubsub_delivered".into(), json!(delivered));
+        }
+        Err(error) => failed(name, "pubsub", &error, &mut result),
+    }
+    match scenarios::throughput(target, profile).await {
+        Ok((tput, share)) => {
+            println!(
+                "{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)",
+                share * 100.0
+            );
+            result.insert("throughput_per_sec".into(), json!(tput));
+            result.insert("throughput_delivered".into(), json!(share));
+        }
+        Err(error) => failed(name, "throughput", &error, &mut result),
+    }
+    match scenarios::idle_memory(target, profile, || proc.rss_kib()).await {
+        Ok((rss, per_conn)) => {
+            println!(
+                "{name:9} idle        {per_conn:>7.1} KiB per connection  (RSS {rss} KiB with {} idle connections)",
+                profile.idle_connections
+            );
+            result.insert("idle_rss_kib".into(), json!(rss));
+            result.insert("idle_kib_per_connection".into(), json!(per_conn));
+        }
+        Err(error) => failed(name, "idle", &error, &mut result),
+    }
+    result
 }

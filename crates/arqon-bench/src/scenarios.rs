@@ -14,8 +14,11 @@ use crate::stats::{Samples, Summary};
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub(crate) struct Profile {
+    /// Handshakes of the connect storm, and how many run at once.
     pub(crate) handshakes: usize,
     pub(crate) handshake_concurrency: usize,
+    /// Handshakes made one after another on an otherwise idle node (SC-001 without the storm).
+    pub(crate) serial_handshakes: usize,
     pub(crate) subscribers: usize,
     pub(crate) publish_rate: u32,
     pub(crate) publish_secs: u64,
@@ -28,6 +31,7 @@ impl Profile {
     pub(crate) const QUICK: Self = Self {
         handshakes: 200,
         handshake_concurrency: 50,
+        serial_handshakes: 50,
         subscribers: 5,
         publish_rate: 500,
         publish_secs: 2,
@@ -38,6 +42,7 @@ impl Profile {
     pub(crate) const FULL: Self = Self {
         handshakes: 5_000,
         handshake_concurrency: 500,
+        serial_handshakes: 500,
         subscribers: 10,
         publish_rate: 5_000,
         publish_secs: 10,
@@ -66,12 +71,17 @@ fn age(payload: &[u8]) -> Option<Duration> {
     Some(Duration::from_nanos(now.saturating_sub(sent)))
 }
 
-/// (a) Handshake latency under a connect storm: TCP + upgrade + auth (RS256 for ArqonBus) + ready.
-pub(crate) async fn handshake(target: &Target, profile: Profile) -> anyhow::Result<(Summary, f64)> {
+/// (a) Handshake latency: TCP + upgrade + auth (RS256 for ArqonBus) + ready, `count` handshakes
+/// with `concurrency` of them in flight at once (a connect storm, or one at a time).
+pub(crate) async fn handshake(
+    target: &Target,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Summary, f64)> {
     let started = Instant::now();
-    let per_worker = profile.handshakes / profile.handshake_concurrency;
+    let per_worker = count / concurrency;
     let mut workers = JoinSet::new();
-    for _ in 0..profile.handshake_concurrency {
+    for _ in 0..concurrency {
         let target = target.clone();
         workers.spawn(async move {
             let mut samples = Samples::default();

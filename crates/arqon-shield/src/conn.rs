@@ -111,39 +111,40 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
     let governance = Arc::clone(&shared.governance);
     let gov_role = arqon_core::governance::GovRole::from_claim(role);
     if gov_role.receives_downstream()
-        && let Err(error) = governance
-            .join(
-                &driver.identity.tenant,
-                &driver.session_id,
-                driver.outbox.clone(),
-                gov_role,
-            )
-            .await
+        && let Err(error) = Box::pin(governance.join(
+            &driver.identity.tenant,
+            &driver.session_id,
+            driver.outbox.clone(),
+            gov_role,
+        ))
+        .await
     {
         tracing::warn!(session = %driver.session_id, %error, "governance subscription failed");
     }
-    driver.execute_all(effects).await;
+    Box::pin(driver.execute_all(effects)).await;
     let already = *drain.borrow_and_update();
     if let Some(deadline_us) = already {
-        driver.step(SessionEvent::Drain { deadline_us }).await;
+        Box::pin(driver.step(SessionEvent::Drain { deadline_us })).await;
     }
+    // The work a wake-up does (stepping the machine, running its effects) is a large future; it is
+    // boxed for the moment it runs, so an idle session's task holds only this small loop.
     while !matches!(driver.state, SessionState::Closed { .. }) {
         let tick_at = driver.next_tick_us.map(instant_at);
         tokio::select! {
-            frame = stream.next() => driver.on_frame(frame).await,
+            frame = stream.next() => Box::pin(driver.on_frame(frame)).await,
             () = sleep_until(tick_at), if tick_at.is_some() => {
                 driver.next_tick_us = None;
-                driver.step(SessionEvent::Tick { now_us: now_us() }).await;
+                Box::pin(driver.step(SessionEvent::Tick { now_us: now_us() })).await;
             }
             drops = slow.wait() => {
                 for _ in 0..drops {
-                    driver.step(SessionEvent::SlowConsumer).await;
+                    Box::pin(driver.step(SessionEvent::SlowConsumer)).await;
                 }
             }
             Ok(()) = drain.changed() => {
                 let deadline = *drain.borrow_and_update();
                 if let Some(deadline_us) = deadline {
-                    driver.step(SessionEvent::Drain { deadline_us }).await;
+                    Box::pin(driver.step(SessionEvent::Drain { deadline_us })).await;
                 }
             }
         }
@@ -153,9 +154,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         tracing::info!(session = %driver.session_id, reason = reason.as_str(), "session closed");
     }
     dec(&shared.metrics.connections_open);
-    governance
-        .leave(&driver.identity.tenant, &driver.session_id)
-        .await;
+    Box::pin(governance.leave(&driver.identity.tenant, &driver.session_id)).await;
     let _ = close_tx.send(driver.close_code);
     drop(driver);
     drop(stream);
