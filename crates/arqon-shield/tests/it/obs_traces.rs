@@ -130,8 +130,19 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     // Brain as a replication message, and B's `brain.presence.receive` continues that trace. The
     // join is a fresh one: B replicates the tenant since Bob's join (long done by now), whereas her
     // first join may have been replicated before B subscribed, and B then learns it by an untraced
-    // sync.
+    // sync. Bob, in the same room on B, sees Alice once B's Brain has applied her join; only then
+    // does the test block on the receiver (which would stall this single-threaded runtime).
     alice.join("hall").await;
+    bob.join("hall").await;
+    bob.expect(|body| match body {
+        v1::envelope::Body::PresenceUpdate(update)
+            if update.room == "hall" && update.members.iter().any(|m| m.user_id == "alice") =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
     let continued = |spans: &[arqon_testkit::ReceivedSpan]| {
         spans.iter().any(|received| {
             received.name == "brain.presence.receive"
