@@ -38,8 +38,10 @@ use crate::telemetry::outcome;
 use crate::tls;
 
 /// Bytes a connection's WebSocket reader reserves (tungstenite's default is 128 KiB, which would
-/// cost 1.25 GiB for 10,000 idle connections); frames larger than this are read in several chunks.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// cost 1.25 GiB for 10,000 idle connections). tungstenite zero-fills this much before each read, so
+/// all of it is resident on every connection; a frame larger than it is read in several chunks
+/// (the buffer grows to the frame's length while it is read).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// Bytes of frames a connection's writer gathers before a syscall: a burst of small deliveries goes
 /// out in one `send` (the writer flushes whenever its queue runs empty, so nothing waits for the

@@ -183,6 +183,19 @@ async fn driver_decides_over_the_spine_and_audits_everything() {
     assert_eq!(reply.body, Some(Body::Enforce(stop)));
     assert_eq!(reply.header.unwrap().tenant_id, "acme");
 
+    // The enforcement goes out before its audit records are appended. The driver handles one
+    // message at a time, so once a later message is answered the stop's records are on disk.
+    spine
+        .publish(
+            &gov_up,
+            Headers::new(),
+            up("agent-3", "s-3", v1::Telemetry::default()),
+        )
+        .await
+        .unwrap();
+    let (message, _) = next(&mut down).await;
+    assert_eq!(message.headers.get(TO_SESSION_HEADER), Some("s-3"));
+
     // Everything above is in the audit chain, which verifies.
     assert_audited(&dir, &tenant).await;
     task.abort();
