@@ -100,6 +100,7 @@ impl DevKeys {
     }
 
     fn from_private(private: RsaPrivateKey) -> Result<Self, DevKeyError> {
+        crate::ring_rs256::install();
         let der = private.to_pkcs1_der().map_err(crypto)?;
         let encoding = EncodingKey::from_rsa_der(der.as_bytes());
         let mut public = Jwk::from_encoding_key(&encoding, Algorithm::RS256).map_err(crypto)?;
@@ -166,6 +167,7 @@ impl DevKeys {
     ) -> Result<String, DevKeyError> {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid.to_owned());
+        crate::ring_rs256::install();
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(crypto)
     }
 

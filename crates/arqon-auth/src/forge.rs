@@ -25,6 +25,7 @@ pub fn alg_none(claims: &Value, kid: &str) -> String {
 pub fn hs256(claims: &Value, secret: &[u8], kid: &str) -> Result<String, DevKeyError> {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.to_owned());
+    crate::ring_rs256::install();
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret))
         .map_err(|error| DevKeyError::Crypto(error.to_string()))
 }

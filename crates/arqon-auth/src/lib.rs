@@ -16,6 +16,7 @@ mod dev;
 mod error;
 pub mod forge;
 mod jwks;
+mod ring_rs256;
 mod verify;
 
 pub use carrier::{Carrier, PresentedToken, SUBPROTOCOL, SUBPROTOCOL_TOKEN_PREFIX, extract_token};

@@ -41,6 +41,7 @@ const KNOWN_ALGS: [&str; 14] = [
 impl Verifier {
     /// A verifier for `jwks` and `settings`.
     pub fn new(jwks: Jwks, settings: VerifierSettings) -> Self {
+        crate::ring_rs256::install();
         let mut validation = Validation::new(Algorithm::RS256);
         // Time, issuer and audience are judged below, against `now` and `settings`.
         validation.validate_exp = false;
