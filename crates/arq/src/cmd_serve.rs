@@ -53,9 +53,28 @@ fn init_telemetry(config: &Config, color: Color) -> anyhow::Result<arqon_telemet
     Ok(arqon_telemetry::init(&config.telemetry, "arqonbus", ansi)?)
 }
 
+/// Raises the soft open-file limit to the hard one, as Go's runtime does for nats-server: every
+/// connection is a descriptor, and the usual soft default (1024) is far below `limits.max_connections`.
+/// Warns when even the hard limit cannot hold that many connections.
+fn raise_fd_limit(config: &Config) {
+    // Descriptors besides client sockets: the listener, spine connections, files, the runtime.
+    const SPARE: u64 = 256;
+    let wanted = u64::from(config.limits.max_connections) + SPARE;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) if soft < wanted => tracing::warn!(
+            open_files = soft,
+            max_connections = config.limits.max_connections,
+            "the open-file limit is below limits.max_connections; raise the hard limit (LimitNOFILE)"
+        ),
+        Ok(soft) => tracing::debug!(open_files = soft, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
+}
+
 pub(crate) fn run(args: &ServeArgs, color: Color) -> anyhow::Result<ExitCode> {
     let config = load(args)?;
     let telemetry = init_telemetry(&config, color)?;
+    raise_fd_limit(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -62,9 +62,15 @@ pub(crate) struct Served {
 
 /// Starts `arq serve <args>` in `cwd` and waits (with a timeout) until it has printed its banner.
 pub(crate) fn serve(args: &[&str], cwd: &std::path::Path) -> Served {
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("arq"))
-        .arg("serve")
-        .args(args)
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("arq"));
+    command.arg("serve").args(args);
+    serve_with(command, cwd)
+}
+
+/// Runs `command` (an `arq serve`, possibly behind an `exec` wrapper) in `cwd` and waits (with a
+/// timeout) until it has printed its banner.
+pub(crate) fn serve_with(mut command: std::process::Command, cwd: &std::path::Path) -> Served {
+    let child = command
         .current_dir(cwd)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -213,4 +219,38 @@ fn ac_cli_10_serve_needs_a_config_or_dev() {
         stderr.contains("--config") && stderr.contains("--dev"),
         "{stderr}"
     );
+}
+
+/// The soft and hard "Max open files" of process `pid`.
+#[cfg(target_os = "linux")]
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("open files line");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let soft = fields.next().expect("soft").to_owned();
+    let hard = fields.next().expect("hard").to_owned();
+    (soft, hard)
+}
+
+// AC-CLI-31
+#[cfg(target_os = "linux")]
+#[test]
+fn ac_cli_31_serve_raises_its_open_file_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let arq = assert_cmd::cargo::cargo_bin("arq");
+    let mut command = std::process::Command::new("sh");
+    // `exec` keeps the pid: the node itself starts with a soft limit of 512.
+    command.arg("-c").arg(format!(
+        "ulimit -S -n 512 && exec '{}' serve --dev --listen 127.0.0.1:0",
+        arq.display()
+    ));
+    let served = serve_with(command, dir.path());
+    let pid = served.guard.0.as_ref().expect("child").id();
+    let (soft, hard) = open_file_limits(pid);
+    assert_eq!(soft, hard, "soft {soft}, hard {hard}");
+    assert_ne!(soft, "512");
+    drop(served);
 }
