@@ -2,8 +2,8 @@
 //! exported as OTLP/HTTP protobuf, both from `[telemetry]` (`specs/observability.md`).
 //!
 //! [`subscriber`] builds one `tracing` subscriber: an `EnvFilter`ed log layer and an OpenTelemetry
-//! layer (`tracing-opentelemetry`) that sees the `arqon_*` spans at `info` and above whatever the log
-//! level. Spans are batched on the SDK's own thread; the exporter posts with the small blocking
+//! layer (`tracing-opentelemetry`) that sees the `arqon_*` spans down to `debug` when exporting, and
+//! otherwise only what the log level shows (it then only gives log lines their `trace_id`). Spans are batched on the SDK's own thread; the exporter posts with the small blocking
 //! HTTP/1.1 client in [`http`], so no HTTP client stack is pulled in beside the one axum already has.
 
 mod http;
@@ -136,12 +136,42 @@ fn tracer_provider(
     Ok(builder.build())
 }
 
-/// Which spans go to OpenTelemetry: `ArqonBus`'s own, at `info` and above.
-fn span_targets() -> Targets {
+/// `ArqonBus`'s own targets, at `level` and above.
+fn own_targets(level: tracing::Level) -> Targets {
     Targets::new()
-        .with_target("arqon_shield", tracing::Level::INFO)
-        .with_target("arqon_brain", tracing::Level::INFO)
-        .with_target("arqon_telemetry", tracing::Level::INFO)
+        .with_target("arqon_shield", level)
+        .with_target("arqon_brain", level)
+        .with_target("arqon_telemetry", level)
+}
+
+/// What the OpenTelemetry layer sees. Exporting: `ArqonBus`'s spans down to `debug` (the message
+/// path's spans are `debug`) and its events at `info` and above (they become span events; the
+/// per-message `debug` lines would only add weight). Not exporting, the layer only gives log lines
+/// their `trace_id`, so it sees what the log filter `log_level` lets through: at the default `info`
+/// the message path builds no span at all.
+fn otel_filter<S>(
+    config: &TelemetryConfig,
+) -> Result<Box<dyn tracing_subscriber::layer::Filter<S> + Send + Sync>, TelemetryError>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    if config.otlp_endpoint.is_none() {
+        return Ok(Box::new(log_filter(config)?));
+    }
+    let spans = own_targets(tracing::Level::DEBUG);
+    Ok(Box::new(tracing_subscriber::filter::filter_fn(
+        move |meta| {
+            spans.would_enable(meta.target(), meta.level())
+                && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
+        },
+    )))
+}
+
+fn log_filter(config: &TelemetryConfig) -> Result<EnvFilter, TelemetryError> {
+    EnvFilter::try_new(&config.log_level).map_err(|e| TelemetryError::Filter {
+        level: config.log_level.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// A subscriber for `config`: logs to `writer` in the configured format and level, spans to the
@@ -155,15 +185,12 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&config.log_level).map_err(|e| TelemetryError::Filter {
-        level: config.log_level.clone(),
-        reason: e.to_string(),
-    })?;
+    let filter = log_filter(config)?;
     let provider = tracer_provider(config, service)?;
     let tracer = provider.tracer("arqonbus");
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
-        .with_filter(span_targets());
+        .with_filter(otel_filter(config)?);
     let logs = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
