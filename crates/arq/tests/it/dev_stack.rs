@@ -163,8 +163,9 @@ pub(crate) fn get(url: &str) -> (u16, String) {
     (status, body)
 }
 
-/// The value of an unlabelled sample in a Prometheus text page.
-fn sample(metrics: &str, name: &str) -> Option<u64> {
+/// The value of a sample in a Prometheus text page; `name` is the series as printed, labels
+/// included (`arqonbus_shield_admission_rejections{reason="accept_rate"}`).
+pub(crate) fn sample(metrics: &str, name: &str) -> Option<u64> {
     metrics.lines().find_map(|line| {
         line.strip_prefix(name)?
             .strip_prefix(' ')?

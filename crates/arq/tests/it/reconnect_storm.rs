@@ -2,7 +2,6 @@
 //! (AC-SHIELD-21). The node is a real `arq serve` process; the clients are `arqon-client`s in this
 //! process, so each side has its own file-descriptor budget.
 
-use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use arqon_testkit::JwtIssuer;
 use tokio::task::JoinSet;
 
 use crate::cli_serve::{Served, serve};
+use crate::dev_stack::{get, sample};
 
 const CLIENTS: usize = 10_000;
 /// Clients spread over this many users (the per-user cap is per node).
@@ -62,29 +62,17 @@ log_level = "warn"
     path
 }
 
-/// `GET path` with `Connection: close`; returns (status line, body).
-fn get(addr: &str, path: &str) -> (String, String) {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(WAIT)).expect("timeout");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
+/// The node's `/metrics` page.
+fn metrics(addr: &str) -> String {
+    let (status, body) = get(&format!("http://{addr}/metrics"));
+    assert_eq!(status, 200);
+    body
 }
 
-/// The value of the metric line for `series` (a name, or a name with labels); counters and gauges
-/// of the Shield are whole numbers.
-fn metric(body: &str, series: &str) -> u64 {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok())?
-        })
-        .unwrap_or(0)
+/// A sample of the page; counters and gauges of the Shield are whole numbers, and a labelled
+/// counter is absent until it first counts.
+fn metric(page: &str, series: &str) -> u64 {
+    sample(page, series).unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -236,7 +224,7 @@ fn ac_shield_21_ten_thousand_clients_reconnect_at_once_after_a_node_crash() {
             next_matching(member, is_room_snapshot).await;
         }
         publish_reaches_every_member(&mut clients, b"before the crash").await;
-        let (_, before) = get(&addr, "/metrics");
+        let before = metrics(&addr);
         assert_eq!(metric(&before, "arqonbus_shield_connections_open"), 10_000);
 
         // The crash: every socket drops at once. The node comes back on the same address and all
@@ -266,9 +254,9 @@ fn ac_shield_21_ten_thousand_clients_reconnect_at_once_after_a_node_crash() {
         }
         publish_reaches_every_member(&mut clients, b"after the storm").await;
 
-        let (health, _) = get(&addr, "/healthz");
-        assert_eq!(health, "HTTP/1.1 200 OK");
-        let (_, after) = get(&addr, "/metrics");
+        let (health, _) = get(&format!("http://{addr}/healthz"));
+        assert_eq!(health, 200);
+        let after = metrics(&addr);
         assert_eq!(metric(&after, "arqonbus_shield_connections_open"), 10_000);
         // The storm was shaped by admission control: turned-away upgrades got 503 and came back.
         let shaped = metric(
