@@ -47,6 +47,27 @@ async fn next(down: &mut Subscription) -> (Message, Envelope) {
     (message, envelope)
 }
 
+/// Telemetry with no role header, from `session`: the driver fails closed and answers that session
+/// only.
+async fn unsigned_telemetry_is_refused(
+    spine: &dyn Spine,
+    gov_up: &Subject,
+    down: &mut Subscription,
+    session: &str,
+) {
+    let user = format!("agent-{session}");
+    spine
+        .publish(
+            gov_up,
+            Headers::new(),
+            up(&user, session, v1::Telemetry::default()),
+        )
+        .await
+        .unwrap();
+    let (message, _) = next(down).await;
+    assert_eq!(message.headers.get(TO_SESSION_HEADER), Some(session));
+}
+
 struct Fixture {
     dir: tempfile::TempDir,
     tenant: TenantId,
@@ -161,16 +182,7 @@ async fn driver_decides_over_the_spine_and_audits_everything() {
     assert_eq!(error.correlation_id, "corr-s-1");
 
     // No role header at all: fail closed.
-    spine
-        .publish(
-            &gov_up,
-            Headers::new(),
-            up("agent-2", "s-2", v1::Telemetry::default()),
-        )
-        .await
-        .unwrap();
-    let (message, _) = next(&mut down).await;
-    assert_eq!(message.headers.get(TO_SESSION_HEADER), Some("s-2"));
+    unsigned_telemetry_is_refused(&*spine, &gov_up, &mut down, "s-2").await;
 
     // An operator's emergency stop goes to every data plane.
     clock.store(T0 + 1_000, Ordering::SeqCst);
@@ -185,16 +197,7 @@ async fn driver_decides_over_the_spine_and_audits_everything() {
 
     // The enforcement goes out before its audit records are appended. The driver handles one
     // message at a time, so once a later message is answered the stop's records are on disk.
-    spine
-        .publish(
-            &gov_up,
-            Headers::new(),
-            up("agent-3", "s-3", v1::Telemetry::default()),
-        )
-        .await
-        .unwrap();
-    let (message, _) = next(&mut down).await;
-    assert_eq!(message.headers.get(TO_SESSION_HEADER), Some("s-3"));
+    unsigned_telemetry_is_refused(&*spine, &gov_up, &mut down, "s-3").await;
 
     // Everything above is in the audit chain, which verifies.
     assert_audited(&dir, &tenant).await;
