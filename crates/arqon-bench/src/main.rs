@@ -54,6 +54,14 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One latency line: `name`, the workload, p50/p99/p999 and the sample count with `note`.
+fn print_latency(name: &str, workload: &str, summary: &stats::Summary, note: &str) {
+    println!(
+        "{name:9} {workload:11} p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} {note})",
+        summary.p50_us, summary.p99_us, summary.p999_us, summary.count
+    );
+}
+
 fn failed(
     name: &str,
     scenario: &str,
@@ -121,10 +129,7 @@ async fn measure(
     let mut result = serde_json::Map::new();
     match scenarios::handshake(target, profile.serial_handshakes, 1).await {
         Ok((hs, _)) => {
-            println!(
-                "{name:9} connect     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, one at a time)",
-                hs.p50_us, hs.p99_us, hs.p999_us, hs.count
-            );
+            print_latency(name, "connect", &hs, "connects, one at a time");
             result.insert("connect".into(), json!(hs));
         }
         Err(error) => failed(name, "connect", &error, &mut result),
@@ -132,10 +137,11 @@ async fn measure(
     let storm = scenarios::handshake(target, profile.handshakes, profile.handshake_concurrency);
     match storm.await {
         Ok((hs, rate)) => {
-            println!(
-                "{name:9} handshake   p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} connects, {} at once, {rate:.0}/s)",
-                hs.p50_us, hs.p99_us, hs.p999_us, hs.count, profile.handshake_concurrency
+            let note = format!(
+                "connects, {} at once, {rate:.0}/s",
+                profile.handshake_concurrency
             );
+            print_latency(name, "handshake", &hs, &note);
             result.insert("handshake".into(), json!(hs));
             result.insert("handshakes_per_sec".into(), json!(rate));
         }
@@ -143,14 +149,8 @@ async fn measure(
     }
     match scenarios::pubsub_latency(target, profile).await {
         Ok((lat, delivered)) => {
-            println!(
-                "{name:9} pub→sub     p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} deliveries, {:.1}% delivered)",
-                lat.p50_us,
-                lat.p99_us,
-                lat.p999_us,
-                lat.count,
-                delivered * 100.0
-            );
+            let note = format!("deliveries, {:.1}% delivered", delivered * 100.0);
+            print_latency(name, "pub→sub", &lat, &note);
             result.insert("pubsub".into(), json!(lat));
             result.insert("pubsub_delivered".into(), json!(delivered));
         }
