@@ -13,15 +13,15 @@ mod cmd_serve;
 mod cmd_status;
 
 use std::path::PathBuf;
-
-/// mimalloc keeps per-thread free lists and returns memory in small pages: on the message path it
-/// allocates faster than glibc's malloc, and an idle connection costs less resident memory
-/// (`BENCHMARKS.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+
+/// mimalloc's per-thread free lists make the message path's many small, short-lived allocations
+/// cheaper than glibc's malloc: 25 % more deliveries per second in `arqon-bench` (`BENCHMARKS.md`).
+/// It does not lower idle memory (that measured 15.4 → 17.7 KiB per connection on its own).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// arq: run and operate ArqonBus, the multi-tenant real-time message bus.
 #[derive(Debug, Parser)]

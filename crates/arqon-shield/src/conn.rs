@@ -368,12 +368,7 @@ impl Driver {
         else {
             return tracing::Span::none();
         };
-        if !tracing::enabled!(
-            kind: tracing::metadata::Kind::SPAN,
-            target: "arqon_shield::telemetry",
-            tracing::Level::DEBUG
-        ) {
-            // No one takes the span (see `telemetry::publish_span`): skip building its fields.
+        if !crate::telemetry::message_spans_on() {
             return tracing::Span::none();
         }
         let client = self

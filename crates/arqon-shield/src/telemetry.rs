@@ -290,6 +290,13 @@ pub fn connect_span() -> Span {
     span
 }
 
+/// Whether the message path's spans are built now (see [`publish_span`]), so a caller can skip
+/// preparing a span's fields when no one would take the span. Asked from this module, whose target
+/// those spans carry.
+pub fn message_spans_on() -> bool {
+    tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::DEBUG)
+}
+
 /// The `shield.publish` span of one client publish, continuing the client's trace when it sent one.
 ///
 /// The spans of the message path (`shield.publish`, `policy.check`, `spine.publish`,

@@ -3,8 +3,9 @@
 //!
 //! [`subscriber`] builds one `tracing` subscriber: an `EnvFilter`ed log layer and an OpenTelemetry
 //! layer (`tracing-opentelemetry`) that sees the `arqon_*` spans down to `debug` when exporting, and
-//! otherwise only what the log level shows (it then only gives log lines their `trace_id`). Spans are batched on the SDK's own thread; the exporter posts with the small blocking
-//! HTTP/1.1 client in [`http`], so no HTTP client stack is pulled in beside the one axum already has.
+//! otherwise only what the log level shows (it then only gives log lines their `trace_id`). Spans
+//! are batched on the SDK's own thread; the exporter posts with the small blocking HTTP/1.1 client
+//! in [`http`], so no HTTP client stack is pulled in beside the one axum already has.
 
 mod http;
 pub mod trace;
