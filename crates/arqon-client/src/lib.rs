@@ -134,6 +134,37 @@ impl Jitter {
     }
 }
 
+/// When to try to reconnect: the backoff for the attempt, or what the server last asked for if that
+/// is longer, stretched by the jitter.
+#[derive(Clone, Debug)]
+struct Reconnect {
+    backoff: Backoff,
+    jitter: Jitter,
+    /// The server's floor for the next wait (a 503's `Retry-After`, a `Drain`'s hint); used once.
+    not_before: Option<Duration>,
+}
+
+impl Reconnect {
+    fn new(backoff: Backoff, jitter: Jitter) -> Self {
+        Self {
+            backoff,
+            jitter,
+            not_before: None,
+        }
+    }
+
+    /// The server's answer to the last attempt: a wait it asked for, or none.
+    fn server_asked(&mut self, wait: Option<Duration>) {
+        self.not_before = wait;
+    }
+
+    /// The wait before attempt `attempt` (0-based).
+    fn next_wait(&mut self, attempt: u32) -> Duration {
+        let floor = self.not_before.take().unwrap_or_default();
+        self.jitter.stretch(self.backoff.delay(attempt).max(floor))
+    }
+}
+
 /// A room, presence or session event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -234,9 +265,7 @@ impl BusClient {
         let runner = Runner {
             url: url.to_owned(),
             token: token.to_owned(),
-            backoff,
-            jitter: Jitter::from_entropy(),
-            not_before: None,
+            reconnect: Reconnect::new(backoff, Jitter::from_entropy()),
             rooms: BTreeSet::new(),
             sent: 0,
             governance_ids: BTreeSet::new(),
@@ -524,10 +553,7 @@ impl Connection {
 struct Runner {
     url: String,
     token: String,
-    backoff: Backoff,
-    jitter: Jitter,
-    /// The server's floor for the next reconnect wait (a 503's `Retry-After`, a `Drain`'s hint).
-    not_before: Option<Duration>,
+    reconnect: Reconnect,
     rooms: BTreeSet<String>,
     sent: u64,
     /// Correlation ids of governance messages sent (their refusals go to `recv`).
@@ -578,15 +604,13 @@ impl Runner {
         let mut attempt = 0u32;
         loop {
             let Some(open) = connection.take() else {
-                let floor = self.not_before.take().unwrap_or_default();
-                let wait = self.jitter.stretch(self.backoff.delay(attempt).max(floor));
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(self.reconnect.next_wait(attempt)).await;
                 attempt = attempt.saturating_add(1);
                 match Connection::open(&self.url, &self.token).await {
                     Ok(open) => connection = Some(open),
                     Err(error) => {
                         tracing::debug!(%error, attempt, "reconnect failed");
-                        self.not_before = error.retry_after;
+                        self.reconnect.server_asked(error.retry_after);
                     }
                 }
                 continue;
@@ -645,7 +669,7 @@ impl Runner {
                             if let Some(Body::Drain(drain)) = &envelope.body {
                                 // The node is going away: leave now, come back after its hint.
                                 let hint = u64::from(drain.reconnect_after_ms);
-                                self.not_before = Some(Duration::from_millis(hint));
+                                self.reconnect.server_asked(Some(Duration::from_millis(hint)));
                                 let _ = socket.close(None).await;
                                 return true;
                             }
@@ -718,6 +742,33 @@ mod tests {
         };
         let waits: Vec<u128> = (0..6).map(|a| backoff.delay(a).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+    }
+
+    // AC-SHIELD-21: the clients come back no sooner than the server says, and with jitter.
+    #[test]
+    fn ac_shield_21_a_reconnect_never_comes_sooner_than_the_server_asked() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(5),
+        };
+        let mut reconnect = Reconnect::new(backoff, Jitter::new(11));
+        for attempt in 0..50 {
+            reconnect.server_asked(Some(Duration::from_secs(2)));
+            let wait = reconnect.next_wait(attempt % 4);
+            assert!(
+                (Duration::from_secs(2)..=Duration::from_secs(3)).contains(&wait),
+                "{wait:?}"
+            );
+        }
+        // The floor holds for one attempt only; then the backoff alone decides again.
+        reconnect.server_asked(Some(Duration::from_secs(2)));
+        let _ = reconnect.next_wait(0);
+        let wait = reconnect.next_wait(0);
+        assert!(wait <= Duration::from_millis(75), "{wait:?}");
+        // A backoff longer than the server's floor wins.
+        reconnect.server_asked(Some(Duration::from_millis(10)));
+        let wait = reconnect.next_wait(10);
+        assert!(wait >= Duration::from_secs(5), "{wait:?}");
     }
 
     #[test]
