@@ -370,6 +370,10 @@ pub enum SessionEvent {
     ProtocolError {
         /// The code for the error envelope.
         code: ErrorCode,
+        /// The request whose header could still be read (the shell maps it to the client's
+        /// correlation id); `None` when no header could be read (a text frame, a frame that is not
+        /// protobuf, an oversized frame).
+        request: Option<u64>,
         /// When.
         now_us: u64,
     },
@@ -753,7 +757,7 @@ impl SessionMachine {
             SessionEvent::Refresh {
                 outcome, request, ..
             } => self.refresh(before, live, outcome, *request, draining),
-            SessionEvent::ProtocolError { code, .. } => {
+            SessionEvent::ProtocolError { code, request, .. } => {
                 if *code == ErrorCode::FrameTooLarge {
                     return close(&live, CloseReason::FrameTooLarge);
                 }
@@ -761,7 +765,8 @@ impl SessionMachine {
                 if live.protocol_errors > self.config.max_protocol_errors {
                     return close(&live, CloseReason::ProtocolErrors);
                 }
-                keep(before, live, vec![error(*code, None)])
+                // Every refusal answers its request when its header could be read.
+                keep(before, live, vec![error(*code, *request)])
             }
             _ => keep(before, live, Vec::new()),
         }
@@ -1125,7 +1130,7 @@ static TRANSITIONS: &[Transition] = &[
         ACTIVE,
         "protocol_error",
         ACTIVE,
-        "errors <= max_protocol_errors",
+        "errors <= max_protocol_errors; the error answers the request when its header was read",
         ["send_error"]
     ),
     row!(
@@ -1218,7 +1223,7 @@ static TRANSITIONS: &[Transition] = &[
         DRAINING,
         "protocol_error",
         DRAINING,
-        "errors <= max_protocol_errors",
+        "errors <= max_protocol_errors; the error answers the request when its header was read",
         ["send_error"]
     ),
     row!(
@@ -1637,6 +1642,12 @@ pub mod explore {
             SessionEvent::SocketClosed,
             SessionEvent::ProtocolError {
                 code: ErrorCode::ProtocolError,
+                request: None,
+                now_us,
+            },
+            SessionEvent::ProtocolError {
+                code: ErrorCode::InvalidRoom,
+                request: Some(11),
                 now_us,
             },
         ]

@@ -419,20 +419,67 @@ fn optional_id(field: &'static str, value: String) -> Result<Option<String>, Pro
     Ok(Some(value).filter(|v| !v.is_empty()))
 }
 
-fn client_header(header: Header) -> Result<ClientHeader, ProtocolError> {
-    let trace = is_traceparent(&header.traceparent).then(|| TraceContext {
+/// The field number of `Envelope.header`.
+const HEADER_FIELD: u64 = 1;
+
+/// The header of a frame that [`decode_client_frame`] refused, when it can still be read, so the
+/// error reply can echo its `correlation_id` (`specs/protocol.md`, "Every refusal answers its
+/// request").
+///
+/// A text frame, an empty frame and a frame above `max_frame_bytes` are never read: `None`.
+/// Otherwise the complete `header` fields before the first broken field are merged, as protobuf
+/// merges a repeated message field; `None` when there is none or one does not decode. An id over
+/// its bound is left out (never echoed); the rest of the header is kept.
+pub fn refused_header(frame: &Frame, limits: &FrameLimits) -> Option<ClientHeader> {
+    let Frame::Binary(bytes) = frame else {
+        return None;
+    };
+    if bytes.is_empty() || bytes.len() > limits.max_frame_bytes {
+        return None;
+    }
+    let mut header: Option<Header> = None;
+    let mut unreadable = false;
+    // A broken field ends the walk; the header fields before it still count.
+    let _ = wire::walk_fields(bytes, |field, contents| {
+        if field == HEADER_FIELD && !unreadable {
+            unreadable = header
+                .get_or_insert_with(Header::default)
+                .merge(contents)
+                .is_err();
+        }
+    });
+    if unreadable {
+        return None;
+    }
+    header.map(|header| {
+        let id = |value: String| Some(value).filter(|v| !v.is_empty() && v.len() <= MAX_ID_BYTES);
+        ClientHeader {
+            trace: trace_context(&header),
+            message_id: id(header.message_id),
+            correlation_id: id(header.correlation_id),
+            twist_id: id(header.twist_id),
+        }
+    })
+}
+
+/// The header's trace context, when its `traceparent` is well formed.
+fn trace_context(header: &Header) -> Option<TraceContext> {
+    is_traceparent(&header.traceparent).then(|| TraceContext {
         tracestate: if header.tracestate.len() <= MAX_TRACESTATE_BYTES {
-            header.tracestate
+            header.tracestate.clone()
         } else {
             String::new()
         },
-        traceparent: header.traceparent,
-    });
+        traceparent: header.traceparent.clone(),
+    })
+}
+
+fn client_header(header: Header) -> Result<ClientHeader, ProtocolError> {
     Ok(ClientHeader {
+        trace: trace_context(&header),
         message_id: optional_id("header.message_id", header.message_id)?,
         correlation_id: optional_id("header.correlation_id", header.correlation_id)?,
         twist_id: optional_id("header.twist_id", header.twist_id)?,
-        trace,
     })
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`v1`]: the types generated from `proto/arqon/v1/*.proto` (prost, via protox: no `protoc`).
 //! - [`decode_client_frame`]: the trust boundary. Untrusted frame in, typed [`ClientEnvelope`] or
-//!   typed [`ProtocolError`] out; never a panic.
+//!   typed [`ProtocolError`] out; never a panic. [`refused_header`] reads what it can of a refused
+//!   frame's header, so the error still answers its request.
 //! - [`outbound`]: constructors for the envelopes the server sends, and [`Stamp`], which writes the
 //!   server-stamped header fields.
 //! - [`CloseCode`]: the WebSocket close codes (4000-4999).
@@ -64,7 +65,7 @@ mod redact;
 pub use close::CloseCode;
 pub use decode::{
     ClientCommand, ClientEnvelope, ClientHeader, Frame, FrameLimits, GovernanceCommand,
-    SecretToken, TraceContext, body_name, decode_client_frame, decode_envelope,
+    SecretToken, TraceContext, body_name, decode_client_frame, decode_envelope, refused_header,
 };
 pub use error::ProtocolError;
 pub use outbound::{Stamp, encode_envelope};

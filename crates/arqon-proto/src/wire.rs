@@ -1,7 +1,8 @@
 //! A walk over the top-level protobuf fields of a frame, before prost decodes it.
 //!
 //! It tells a frame that ends inside a field (`Truncated`) from bytes that are not protobuf at
-//! all (`Malformed`). It reads lengths and skips over contents; it allocates nothing.
+//! all (`Malformed`), and finds the header of a frame that was refused, so its error can still be
+//! correlated. It reads lengths and skips over contents; it allocates nothing.
 
 use crate::error::ProtocolError;
 
@@ -45,6 +46,15 @@ fn skip(buf: &[u8], at: &mut usize, len: u64) -> Result<(), ProtocolError> {
 
 /// Checks that `buf` is a well-formed sequence of complete protobuf fields.
 pub(crate) fn scan_fields(buf: &[u8]) -> Result<(), ProtocolError> {
+    walk_fields(buf, |_, _| {})
+}
+
+/// Walks the complete top-level fields of `buf` in order, calling `visit(field number, contents)`
+/// for each length-delimited one, until the end or the first broken field (whose error it returns).
+pub(crate) fn walk_fields(
+    buf: &[u8],
+    mut visit: impl FnMut(u64, &[u8]),
+) -> Result<(), ProtocolError> {
     let mut at = 0;
     while at < buf.len() {
         let key = read_varint(buf, &mut at)?;
@@ -59,7 +69,9 @@ pub(crate) fn scan_fields(buf: &[u8]) -> Result<(), ProtocolError> {
             1 => skip(buf, &mut at, 8)?,
             2 => {
                 let len = read_varint(buf, &mut at)?;
+                let start = at;
                 skip(buf, &mut at, len)?;
+                visit(field, &buf[start..at]);
             }
             5 => skip(buf, &mut at, 4)?,
             _ => return Err(malformed("invalid wire type")),

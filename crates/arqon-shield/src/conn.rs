@@ -53,6 +53,8 @@ struct Current {
     presence_meta: Option<String>,
     /// A `PresenceRequest`'s page size and continuation token.
     presence_page: (u32, Option<String>),
+    /// Why the frame was refused at decode (the `ProtocolError`'s text, never a token or payload).
+    refusal: Option<String>,
 }
 
 struct Driver {
@@ -318,13 +320,14 @@ impl Driver {
                 inc(&self.shared.metrics.protocol_errors);
                 SessionEvent::ProtocolError {
                     code: ErrorCode::FrameTooLarge,
+                    request: None,
                     now_us,
                 }
             }
             None | Some(Err(_) | Ok(Message::Close(_))) => SessionEvent::SocketClosed,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return,
-            Some(Ok(Message::Text(_))) => self.decoded(Frame::Text, now_us),
-            Some(Ok(Message::Binary(bytes))) => self.decoded(Frame::Binary(bytes), now_us),
+            Some(Ok(Message::Text(_))) => self.decoded(&Frame::Text, now_us),
+            Some(Ok(Message::Binary(bytes))) => self.decoded(&Frame::Binary(bytes), now_us),
         };
         let span = self.publish_span(&event);
         self.step(event).instrument(span).await;
@@ -385,17 +388,29 @@ impl Driver {
         )
     }
 
-    fn decoded(&mut self, frame: Frame, now_us: u64) -> SessionEvent {
+    fn decoded(&mut self, frame: &Frame, now_us: u64) -> SessionEvent {
         inc(&self.shared.metrics.frames_in);
         self.requests += 1;
         let request = self.requests;
-        match arqon_proto::decode_client_frame(frame, &self.shared.settings.frame_limits) {
+        let limits = &self.shared.settings.frame_limits;
+        match arqon_proto::decode_client_frame(frame.clone(), limits) {
             Ok(envelope) => self.command(request, envelope, now_us),
             Err(error) => {
                 inc(&self.shared.metrics.protocol_errors);
-                self.current = None;
+                tracing::debug!(session = %self.session_id, kind = error.kind(), "frame refused");
+                // The header, when it can still be read, lets the refusal answer its request.
+                self.current = arqon_proto::refused_header(frame, limits).map(|header| Current {
+                    request,
+                    header,
+                    publish: None,
+                    nonce: 0,
+                    presence_meta: None,
+                    presence_page: (0, None),
+                    refusal: Some(error.to_string()),
+                });
                 SessionEvent::ProtocolError {
                     code: protocol_code(&error),
+                    request: self.current.as_ref().map(|current| current.request),
                     now_us,
                 }
             }
@@ -410,6 +425,7 @@ impl Driver {
             nonce: 0,
             presence_meta: None,
             presence_page: (0, None),
+            refusal: None,
         };
         let event = match envelope.command {
             ClientCommand::Join { room, metadata } => {
@@ -602,11 +618,16 @@ impl Driver {
         let label = code.as_str_name();
         let label = label.strip_prefix("ERROR_CODE_").unwrap_or(label);
         self.shared.metrics.errors_sent.inc(label);
+        let refusal = self
+            .current_for(request)
+            .and_then(|current| current.refusal.clone());
         let header = self.server_header(request);
         let retry = retry_after_ms.map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX));
-        let message = crate::policy::client_message(code)
-            .unwrap_or(code.as_str_name())
-            .to_owned();
+        let message = refusal.unwrap_or_else(|| {
+            crate::policy::client_message(code)
+                .unwrap_or(code.as_str_name())
+                .to_owned()
+        });
         self.send(&outbound::error(header, code, message, retry));
     }
 

@@ -634,6 +634,7 @@ fn ac_session_10_protocol_errors_past_the_budget_close() {
     let mut state = joined(&["a"]);
     let bad = SessionEvent::ProtocolError {
         code: ErrorCode::ProtocolError,
+        request: None,
         now_us: 0,
     };
     for _ in 0..2 {
@@ -656,10 +657,38 @@ fn ac_session_10_protocol_errors_past_the_budget_close() {
         &active(),
         SessionEvent::ProtocolError {
             code: ErrorCode::FrameTooLarge,
+            request: None,
             now_us: 0,
         },
     );
     assert_eq!(out.effects, vec![SessionEffect::Close { code: 4008 }]);
+}
+
+// AC-SESSION-17: a refusal answers its request whenever the frame's header could be read.
+#[test]
+fn ac_session_17_decode_time_refusals_answer_their_request() {
+    let codes = [
+        ErrorCode::InvalidRoom,
+        ErrorCode::TextFrame,
+        ErrorCode::ProtocolError,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::PayloadTooLarge,
+    ];
+    for state in [joined(&["a"]), draining(&joined(&["a"]))] {
+        for (request, code) in (40..).zip(codes) {
+            for correlated in [Some(request), None] {
+                let out = run(
+                    &state,
+                    SessionEvent::ProtocolError {
+                        code,
+                        request: correlated,
+                        now_us: SEC,
+                    },
+                );
+                assert_eq!(out.effects, vec![error(code, correlated)], "{code:?}");
+            }
+        }
+    }
 }
 
 // AC-SESSION-11
@@ -780,6 +809,7 @@ fn ac_session_12_drain_tells_the_client_refuses_work_and_closes_at_deadline() {
             &drain,
             SessionEvent::ProtocolError {
                 code: ErrorCode::TextFrame,
+                request: None,
                 now_us: SEC
             }
         )),
@@ -809,6 +839,7 @@ fn ac_session_12_drain_tells_the_client_refuses_work_and_closes_at_deadline() {
             &state,
             SessionEvent::ProtocolError {
                 code: ErrorCode::ProtocolError,
+                request: None,
                 now_us: SEC,
             },
         )

@@ -274,13 +274,50 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
                 }
                 .into(),
             ),
+            // Refusals raised while the frame is decoded answer their request too (AC-PROTOCOL-17).
+            (
+                "error_invalid_room",
+                v1::Error {
+                    code: v1::ErrorCode::InvalidRoom.into(),
+                    message: "invalid room name: room holds a forbidden character at byte 1"
+                        .into(),
+                    correlation_id: "c-0001".into(),
+                    retry_after_ms: 0,
+                }
+                .into(),
+            ),
+            (
+                "error_unsupported_version",
+                v1::Error {
+                    code: v1::ErrorCode::UnsupportedVersion.into(),
+                    message: "protocol version 2 is not supported (this server speaks 1)".into(),
+                    correlation_id: "c-0001".into(),
+                    retry_after_ms: 0,
+                }
+                .into(),
+            ),
+            // A text frame's header is never read: its error is the one uncorrelated reply.
+            (
+                "error_text_frame",
+                v1::Error {
+                    code: v1::ErrorCode::TextFrame.into(),
+                    message: "text frames are not accepted; send binary protobuf envelopes".into(),
+                    correlation_id: String::new(),
+                    retry_after_ms: 0,
+                }
+                .into(),
+            ),
         ];
     bodies
         .into_iter()
         .enumerate()
         .map(|(i, (name, body))| {
+            let mut header = header(&format!("m-{:04}", i + 1));
+            if name == "error_text_frame" {
+                header.correlation_id.clear();
+            }
             let envelope = Envelope {
-                header: Some(header(&format!("m-{:04}", i + 1))),
+                header: Some(header),
                 body: Some(body),
             };
             (name, envelope)

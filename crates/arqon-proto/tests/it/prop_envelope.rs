@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use arqon_proto::v1::{self, Envelope, Header, enforce::Action, envelope::Body};
 use arqon_proto::{
     Frame, FrameLimits, ProtocolError, decode_client_frame, decode_envelope, encode_envelope,
+    refused_header,
 };
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -316,4 +317,110 @@ proptest! {
         // Deterministic: re-encoding the decoded envelope gives the same bytes.
         prop_assert_eq!(encode_envelope(&Envelope::decode(bytes.clone()).unwrap()), bytes);
     }
+}
+
+/// What follows a readable header in a refused frame: top-level records with any field number but
+/// the header's, any wire type (valid or not) and any contents, possibly cut short; or a body that
+/// fails validation (a room outside the grammar, a server-only body).
+fn tail_after_header() -> impl Strategy<Value = Vec<u8>> {
+    let record = (
+        2u32..=70,
+        0u32..8,
+        prop::collection::vec(any::<u8>(), 0..24),
+    )
+        .prop_map(|(field, wire_type, contents)| {
+            let mut bytes = Vec::new();
+            prost::encoding::encode_varint(u64::from(field << 3 | wire_type), &mut bytes);
+            if wire_type == 2 {
+                prost::encoding::encode_varint(contents.len() as u64, &mut bytes);
+            }
+            bytes.extend(contents);
+            bytes
+        });
+    prop_oneof![
+        (
+            prop::collection::vec(record, 0..4),
+            any::<prop::sample::Index>()
+        )
+            .prop_map(|(records, cut)| {
+                let bytes = records.concat();
+                bytes[..cut.index(bytes.len() + 1)].to_vec()
+            }),
+        "[a-z]{0,4}[.*> ][a-z]{0,4}".prop_map(|room| Envelope {
+            header: None,
+            body: Some(Body::Join(v1::Join {
+                room,
+                ..v1::Join::default()
+            })),
+        }
+        .encode_to_vec()),
+        Just(
+            Envelope {
+                header: None,
+                body: Some(Body::Drain(v1::Drain::default()))
+            }
+            .encode_to_vec()
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    // AC-PROTOCOL-17: a refused frame whose header can be read gives back that header, so the
+    // reply echoes the same correlation id.
+    #[test]
+    fn refused_frames_with_a_readable_header_keep_their_correlation_id(
+        correlation_id in "[A-Za-z0-9_-]{0,32}",
+        protocol_version in 0u32..4,
+        tail in tail_after_header(),
+    ) {
+        let limits = FrameLimits { max_frame_bytes: 1024, max_payload_bytes: 256 };
+        let header = Header { protocol_version, correlation_id: correlation_id.clone(), ..Header::default() };
+        let mut bytes = Envelope { header: Some(header), body: None }.encode_to_vec();
+        bytes.extend(tail);
+        let frame = Frame::Binary(Bytes::from(bytes));
+        prop_assume!(decode_client_frame(frame.clone(), &limits).is_err());
+        let read = refused_header(&frame, &limits);
+        prop_assert!(read.is_some());
+        let expected = Some(correlation_id).filter(|id| !id.is_empty());
+        prop_assert_eq!(read.and_then(|h| h.correlation_id), expected);
+    }
+}
+
+// AC-PROTOCOL-17: no header is read from a text frame, an oversized frame, JSON or bytes that hold
+// no complete header; an id over its bound is never echoed.
+#[test]
+fn refused_frames_without_a_readable_header_have_none() {
+    let limits = FrameLimits {
+        max_frame_bytes: 64,
+        max_payload_bytes: 32,
+    };
+    let with_id = |id: String| {
+        Envelope {
+            header: Some(Header {
+                protocol_version: 1,
+                correlation_id: id,
+                ..Header::default()
+            }),
+            body: Some(Body::Heartbeat(v1::Heartbeat {})),
+        }
+        .encode_to_vec()
+    };
+    let oversized = with_id("x".repeat(80));
+    let cut = with_id("abc".to_owned());
+    for frame in [
+        Frame::Text,
+        Frame::Binary(Bytes::new()),
+        Frame::Binary(Bytes::from(oversized)),
+        Frame::Binary(Bytes::from_static(b"{\"join\":{\"room\":\"a\"}}")),
+        Frame::Binary(Bytes::copy_from_slice(&cut[..cut.len() - 6])),
+    ] {
+        assert_eq!(refused_header(&frame, &limits), None, "{frame:?}");
+    }
+    let limits = FrameLimits::default();
+    let long = Frame::Binary(Bytes::from(with_id("x".repeat(200))));
+    assert!(decode_client_frame(long.clone(), &limits).is_err());
+    let read = refused_header(&long, &limits).unwrap();
+    assert_eq!(read.correlation_id, None);
 }

@@ -236,3 +236,123 @@ async fn raw_status(addr: std::net::SocketAddr, path: &str, token: Option<&str>)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// A frame with this header (correlation `id`) and `rest` after it.
+fn frame_with_header(header: &v1::Header, rest: &[u8]) -> Message {
+    use prost::Message as _;
+    let mut bytes = v1::Envelope {
+        header: Some(header.clone()),
+        body: None,
+    }
+    .encode_to_vec();
+    bytes.extend_from_slice(rest);
+    Message::binary(bytes)
+}
+
+// AC-PROTOCOL-17: every refusal whose header can be read echoes its correlation id, in the Error
+// header and body, whatever stage refused it; only an unreadable header gets an uncorrelated error.
+#[tokio::test]
+async fn ac_protocol_17_decode_time_refusals_echo_the_correlation_id() {
+    use prost::Message as _;
+    let mut config = support::config();
+    config.session.max_protocol_errors = 100;
+    let node = support::start(config).await;
+    let (mut client, _) = connect(&node, &token("acme", "alice", 60)).await;
+    client.join("lobby").await;
+    let header = |id: &str, version: u32| v1::Header {
+        protocol_version: version,
+        correlation_id: id.to_owned(),
+        ..v1::Header::default()
+    };
+    let body = |header: v1::Header, body: Body| {
+        Message::binary(
+            v1::Envelope {
+                header: Some(header),
+                body: Some(body),
+            }
+            .encode_to_vec(),
+        )
+    };
+    let join = |room: &str| {
+        Body::Join(v1::Join {
+            room: room.to_owned(),
+            ..v1::Join::default()
+        })
+    };
+    let publish = |room: &str, len: usize| {
+        Body::Publish(v1::Publish {
+            room: room.to_owned(),
+            payload: vec![b'x'; len].into(),
+            content_type: String::new(),
+        })
+    };
+    let long_room = "r".repeat(300);
+    let cases = [
+        (
+            "wild",
+            body(header("wild", 1), join("a.>")),
+            v1::ErrorCode::InvalidRoom,
+        ),
+        (
+            "long",
+            body(header("long", 1), join(&long_room)),
+            v1::ErrorCode::InvalidRoom,
+        ),
+        (
+            "v2",
+            body(header("v2", 2), Body::Heartbeat(v1::Heartbeat {})),
+            v1::ErrorCode::UnsupportedVersion,
+        ),
+        (
+            "v0",
+            body(header("v0", 0), Body::Heartbeat(v1::Heartbeat {})),
+            v1::ErrorCode::ProtocolError,
+        ),
+        (
+            "big",
+            body(header("big", 1), publish("lobby", 62 * 1024)),
+            v1::ErrorCode::PayloadTooLarge,
+        ),
+        (
+            "server-only",
+            body(header("server-only", 1), Body::Drain(v1::Drain::default())),
+            v1::ErrorCode::ProtocolError,
+        ),
+        (
+            "no-body",
+            frame_with_header(&header("no-body", 1), &[]),
+            v1::ErrorCode::ProtocolError,
+        ),
+        // The header is intact; the field after it ends early.
+        (
+            "cut",
+            frame_with_header(&header("cut", 1), &[0x62, 0x10, 0x0a]),
+            v1::ErrorCode::ProtocolError,
+        ),
+        (
+            "garbage",
+            frame_with_header(&header("garbage", 1), &[0xff, 0xff]),
+            v1::ErrorCode::ProtocolError,
+        ),
+    ];
+    for (id, frame, expected) in cases {
+        client.send_raw(frame).await;
+        let envelope = client
+            .expect_envelope(|e| matches!(e.body, Some(Body::Error(_))))
+            .await;
+        let Some(Body::Error(error)) = envelope.body else {
+            unreachable!()
+        };
+        assert_eq!((id, error.code()), (id, expected));
+        assert_eq!(envelope.header.unwrap().correlation_id, id);
+        assert_eq!(error.correlation_id, id);
+        assert!(!error.message.is_empty());
+    }
+    // No header can be read: the error is uncorrelated.
+    for frame in [Message::text("hi"), Message::binary(vec![0xff, 0xfe, 0x01])] {
+        client.send_raw(frame).await;
+        let (_, error) = client.expect_error().await;
+        assert_eq!(error.correlation_id, "");
+    }
+    node.shutdown().await;
+}
