@@ -539,6 +539,12 @@ fn error(code: ErrorCode, request: Option<u64>) -> SessionEffect {
     }
 }
 
+/// Whether a refused frame broke the protocol (and counts against `max_protocol_errors`), rather
+/// than asking for something invalid (a bad room name, a payload over the limit).
+fn breaks_protocol(code: ErrorCode) -> bool {
+    !matches!(code, ErrorCode::InvalidRoom | ErrorCode::PayloadTooLarge)
+}
+
 fn rate_limited(request: u64, throttled: Throttled) -> SessionEffect {
     SessionEffect::SendError {
         code: ErrorCode::RateLimited,
@@ -761,9 +767,13 @@ impl SessionMachine {
                 if *code == ErrorCode::FrameTooLarge {
                     return close(&live, CloseReason::FrameTooLarge);
                 }
-                live.protocol_errors = live.protocol_errors.saturating_add(1);
-                if live.protocol_errors > self.config.max_protocol_errors {
-                    return close(&live, CloseReason::ProtocolErrors);
+                // A well-formed request for a bad room or too large a payload is refused like any
+                // other request; only frames that break the protocol count against its budget.
+                if breaks_protocol(*code) {
+                    live.protocol_errors = live.protocol_errors.saturating_add(1);
+                    if live.protocol_errors > self.config.max_protocol_errors {
+                        return close(&live, CloseReason::ProtocolErrors);
+                    }
                 }
                 // Every refusal answers its request when its header could be read.
                 keep(before, live, vec![error(*code, *request)])

@@ -662,6 +662,23 @@ fn ac_session_10_protocol_errors_past_the_budget_close() {
         },
     );
     assert_eq!(out.effects, vec![SessionEffect::Close { code: 4008 }]);
+    // A bad room or too large a payload is a refused request, not a broken protocol.
+    let mut state = joined(&["a"]);
+    for (request, code) in
+        (1..10).zip([ErrorCode::InvalidRoom, ErrorCode::PayloadTooLarge].repeat(5))
+    {
+        let out = run(
+            &state,
+            SessionEvent::ProtocolError {
+                code,
+                request: Some(request),
+                now_us: 0,
+            },
+        );
+        assert_eq!(out.effects, vec![error(code, Some(request))]);
+        state = out.state;
+    }
+    assert_eq!(state.live().map(|live| live.protocol_errors), Some(0));
 }
 
 // AC-SESSION-17: a refusal answers its request whenever the frame's header could be read.
