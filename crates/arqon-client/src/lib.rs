@@ -8,6 +8,11 @@
 //! reaches). The jitter spreads a crowd of clients that lost the same node over time, so they do
 //! not come back in one wave.
 //!
+//! Requests (`join`, `leave`, `publish`, `request_presence`) return once the server answered them:
+//! `Ok`, or the typed [`Refusal`] its `Error` reply carries ([`ClientError::Server`]), matched by
+//! correlation id; an error that answers no request fails the only pending request when exactly one
+//! is pending, and otherwise arrives as [`Event::Error`].
+//!
 //! Governance (seed 004): [`BusClient::send`] takes an [`UpstreamMessage`]; a proposal is first
 //! remembered by the client's [`DataPlaneAgent`]. [`BusClient::recv`] returns the next
 //! [`DownstreamMessage`] after the agent's checks: an approval of one of this client's proposals
@@ -16,8 +21,9 @@
 //! emergency stop pauses it); stale catalog updates and other data planes' decisions are skipped.
 
 mod messages;
+mod refusal;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arqon_core::governance::data_plane::{DataPlaneAgent, DataPlaneEffect};
@@ -26,7 +32,7 @@ use arqon_proto::{GovernanceCommand, PROTOCOL_VERSION, encode_envelope};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -38,6 +44,7 @@ pub use messages::{
     AlertSeverity, ApprovedRollout, DownstreamMessage, EnforcementAction, Proposal, RolloutConfig,
     UpstreamMessage,
 };
+pub use refusal::Refusal;
 
 /// How many undelivered events (or governance messages) the client buffers.
 const QUEUE: usize = 1024;
@@ -63,9 +70,13 @@ pub enum ClientError {
     /// Adaptation is paused: proposals are refused until a Resume.
     #[error(transparent)]
     Paused(#[from] AdaptationPaused),
-    /// A name (room) failed the grammar.
-    #[error("invalid name: {0}")]
-    Name(String),
+    /// The server refused the request: its `Error` reply, typed.
+    #[error(transparent)]
+    Server(#[from] Refusal),
+    /// The connection dropped before the server answered; whether the request took effect is
+    /// unknown. Rooms are joined again on reconnect.
+    #[error("connection lost before the server answered")]
+    ConnectionLost,
 }
 
 /// Reconnect backoff: `initial`, doubling, at most `max`; each wait is stretched by a random
@@ -200,7 +211,7 @@ pub enum Event {
         /// The user.
         user: String,
     },
-    /// The server refused a room request.
+    /// An error the server sent that answers none of this client's requests.
     Error {
         /// The code.
         code: v1::ErrorCode,
@@ -209,8 +220,12 @@ pub enum Event {
     },
 }
 
+/// What a request's caller waits for: the server's answer to it.
+type Answer = oneshot::Sender<Result<(), ClientError>>;
+
 enum Outgoing {
-    Body(Body),
+    /// A request; the caller waits on the answer.
+    Request(Body, Answer),
     Governance(GovernanceCommand),
 }
 
@@ -268,6 +283,7 @@ impl BusClient {
             reconnect: Reconnect::new(backoff, Jitter::from_entropy()),
             rooms: BTreeSet::new(),
             sent: 0,
+            pending: VecDeque::new(),
             governance_ids: BTreeSet::new(),
             outgoing: outgoing_rx,
             governance: governance_tx,
@@ -283,32 +299,38 @@ impl BusClient {
         })
     }
 
-    /// Joins `room` (joined again after every reconnect).
+    /// Joins `room` (joined again after every reconnect); returns once the server acknowledged
+    /// it, or its typed refusal ([`ClientError::Server`]).
     pub async fn join(&self, room: &str) -> Result<(), ClientError> {
-        arqon_proto::names::RoomName::parse(room).map_err(|e| ClientError::Name(e.to_string()))?;
-        self.body(Body::Join(v1::Join {
+        // Checked here with the server's own grammar: the same typed refusal, no round trip.
+        arqon_proto::names::RoomName::parse(room).map_err(|e| Refusal::InvalidRoom {
+            message: e.to_string(),
+        })?;
+        self.request(Body::Join(v1::Join {
             room: room.to_owned(),
             ..v1::Join::default()
         }))
         .await
     }
 
-    /// Leaves `room`.
+    /// Leaves `room`; returns once the server acknowledged it, or its typed refusal.
     pub async fn leave(&self, room: &str) -> Result<(), ClientError> {
-        self.body(Body::Leave(v1::Leave {
+        self.request(Body::Leave(v1::Leave {
             room: room.to_owned(),
         }))
         .await
     }
 
-    /// Publishes `payload` to `room`.
+    /// Publishes `payload` to `room`; returns once the server accepted it (the policy chain
+    /// passed and it was routed), or its typed refusal: [`Refusal::PolicyBlocked`],
+    /// [`Refusal::RateLimited`], [`Refusal::PayloadTooLarge`], [`Refusal::NotInRoom`], ….
     pub async fn publish(
         &self,
         room: &str,
         payload: impl Into<Bytes>,
         content_type: &str,
     ) -> Result<(), ClientError> {
-        self.body(Body::Publish(v1::Publish {
+        self.request(Body::Publish(v1::Publish {
             room: room.to_owned(),
             payload: payload.into(),
             content_type: content_type.to_owned(),
@@ -316,20 +338,24 @@ impl BusClient {
         .await
     }
 
-    /// Asks for the members of `room` (answered with [`Event::PresenceJoin`] pages).
+    /// Asks for the members of `room` (answered with [`Event::PresenceJoin`] pages); returns once
+    /// the first page arrived, or the typed refusal.
     pub async fn request_presence(&self, room: &str) -> Result<(), ClientError> {
-        self.body(Body::PresenceRequest(v1::PresenceRequest {
+        self.request(Body::PresenceRequest(v1::PresenceRequest {
             room: room.to_owned(),
             ..v1::PresenceRequest::default()
         }))
         .await
     }
 
-    async fn body(&self, body: Body) -> Result<(), ClientError> {
+    /// Sends a request and waits for the server's answer to it.
+    async fn request(&self, body: Body) -> Result<(), ClientError> {
+        let (answer, answered) = oneshot::channel();
         self.outgoing
-            .send(Outgoing::Body(body))
+            .send(Outgoing::Request(body, answer))
             .await
-            .map_err(|_| ClientError::Closed)
+            .map_err(|_| ClientError::Closed)?;
+        answered.await.map_err(|_| ClientError::Closed)?
     }
 
     /// The next room, presence or session event.
@@ -549,6 +575,33 @@ impl Connection {
     }
 }
 
+/// One binary frame of `header` and `body`.
+fn encode(header: Header, body: Body) -> WsMessage {
+    WsMessage::Binary(encode_envelope(&arqon_proto::outbound::envelope(
+        header, body,
+    )))
+}
+
+/// A request the server has not answered yet.
+enum Pending {
+    /// A caller waits; `join` names the room when it is a join.
+    Caller {
+        answer: Answer,
+        join: Option<String>,
+    },
+    /// The client's own request: a heartbeat, or a join again after a reconnect.
+    Own { rejoin: Option<String> },
+}
+
+impl Pending {
+    fn joining(&self) -> Option<&String> {
+        match self {
+            Self::Caller { join, .. } => join.as_ref(),
+            Self::Own { rejoin } => rejoin.as_ref(),
+        }
+    }
+}
+
 /// The background task's state.
 struct Runner {
     url: String,
@@ -556,6 +609,8 @@ struct Runner {
     reconnect: Reconnect,
     rooms: BTreeSet<String>,
     sent: u64,
+    /// Requests in flight on this connection, oldest first, by correlation id.
+    pending: VecDeque<(String, Pending)>,
     /// Correlation ids of governance messages sent (their refusals go to `recv`).
     governance_ids: BTreeSet<String>,
     outgoing: mpsc::Receiver<Outgoing>,
@@ -580,23 +635,60 @@ impl Runner {
 
     fn frame(&mut self, outgoing: Outgoing) -> WsMessage {
         let (header, body) = match outgoing {
-            Outgoing::Body(body) => {
-                match &body {
+            Outgoing::Request(body, answer) => {
+                let join = match &body {
                     Body::Join(join) => {
                         self.rooms.insert(join.room.clone());
+                        Some(join.room.clone())
                     }
                     Body::Leave(leave) => {
                         self.rooms.remove(&leave.room);
+                        None
                     }
-                    _ => {}
-                }
-                (self.header(false), body)
+                    _ => None,
+                };
+                let header = self.header(false);
+                let pending = Pending::Caller { answer, join };
+                self.pending
+                    .push_back((header.correlation_id.clone(), pending));
+                (header, body)
             }
             Outgoing::Governance(command) => (self.header(true), command.into_body()),
         };
-        WsMessage::Binary(encode_envelope(&arqon_proto::outbound::envelope(
-            header, body,
-        )))
+        encode(header, body)
+    }
+
+    /// A frame of the client's own: a heartbeat, or a join again after a reconnect.
+    fn own_frame(&mut self, body: Body) -> WsMessage {
+        let rejoin = match &body {
+            Body::Join(join) => Some(join.room.clone()),
+            _ => None,
+        };
+        let header = self.header(false);
+        self.pending
+            .push_back((header.correlation_id.clone(), Pending::Own { rejoin }));
+        encode(header, body)
+    }
+
+    /// The pending request `correlation` answers, taken out; or, for an error that answers no
+    /// request (`uncorrelated`), the only request pending when exactly one is.
+    fn answered(&mut self, correlation: &str, uncorrelated: bool) -> Option<Pending> {
+        if uncorrelated {
+            return (self.pending.len() == 1)
+                .then(|| self.pending.pop_front().map(|(_, p)| p))
+                .flatten();
+        }
+        let at = self.pending.iter().position(|(id, _)| id == correlation)?;
+        self.pending.remove(at).map(|(_, pending)| pending)
+    }
+
+    /// The connection dropped: nothing pending will be answered.
+    fn lose_pending(&mut self) {
+        for (_, pending) in self.pending.drain(..) {
+            if let Pending::Caller { answer, .. } = pending {
+                let _ = answer.send(Err(ClientError::ConnectionLost));
+            }
+        }
     }
 
     async fn run(mut self, first: Connection) {
@@ -619,7 +711,9 @@ impl Runner {
             let _ = self.events.try_send(Event::Connected {
                 session_id: open.session_id.clone(),
             });
-            if !self.session(open).await {
+            let reconnect = self.session(open).await;
+            self.lose_pending();
+            if !reconnect {
                 return;
             }
             let _ = self.events.try_send(Event::Disconnected);
@@ -635,10 +729,10 @@ impl Runner {
         } = open;
         let rooms: Vec<String> = self.rooms.iter().cloned().collect();
         for room in rooms {
-            let join = self.frame(Outgoing::Body(Body::Join(v1::Join {
+            let join = self.own_frame(Body::Join(v1::Join {
                 room,
                 ..v1::Join::default()
-            })));
+            }));
             if socket.send(join).await.is_err() {
                 return true;
             }
@@ -658,7 +752,7 @@ impl Runner {
                     }
                 }
                 _ = beat.tick() => {
-                    let frame = self.frame(Outgoing::Body(Body::Heartbeat(v1::Heartbeat {})));
+                    let frame = self.own_frame(Body::Heartbeat(v1::Heartbeat {}));
                     if socket.send(frame).await.is_err() {
                         return true;
                     }
@@ -683,9 +777,20 @@ impl Runner {
         }
     }
 
+    /// An error that answers none of this client's requests goes to the event stream.
+    fn unanswered(&self, code: v1::ErrorCode, message: String) {
+        let _ = self.events.try_send(Event::Error { code, message });
+    }
+
     fn dispatch(&mut self, envelope: Envelope) {
         let header = envelope.header.unwrap_or_default();
         let Some(body) = envelope.body else { return };
+        if matches!(body, Body::Ack(_) | Body::Pong(_) | Body::PresenceUpdate(_))
+            && let Some(Pending::Caller { answer, .. }) =
+                self.answered(&header.correlation_id, false)
+        {
+            let _ = answer.send(Ok(()));
+        }
         let event = match body {
             Body::Message(m) => Event::Message {
                 room: m.room,
@@ -709,9 +814,24 @@ impl Runner {
                         .try_send(GovernanceIn::Refused(code, error.message));
                     return;
                 }
-                Event::Error {
-                    code,
-                    message: error.message,
+                let uncorrelated = header.correlation_id.is_empty();
+                let Some(pending) = self.answered(&header.correlation_id, uncorrelated) else {
+                    return self.unanswered(code, error.message);
+                };
+                // A refused join is not joined again on reconnect.
+                if let Some(room) = pending.joining() {
+                    self.rooms.remove(room);
+                }
+                let refusal = Refusal::from_reply(error.code, error.message, error.retry_after_ms);
+                match pending {
+                    Pending::Caller { answer, .. } => {
+                        let _ = answer.send(Err(ClientError::Server(refusal)));
+                        return;
+                    }
+                    Pending::Own { .. } => Event::Error {
+                        code,
+                        message: refusal.to_string(),
+                    },
                 }
             }
             other => {
@@ -733,6 +853,98 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn runner() -> (Runner, mpsc::Receiver<Event>) {
+        let (_outgoing, outgoing_rx) = mpsc::channel(4);
+        let (governance, _) = mpsc::channel(4);
+        let (events_tx, events) = mpsc::channel(4);
+        let runner = Runner {
+            url: String::new(),
+            token: String::new(),
+            reconnect: Reconnect::new(Backoff::default(), Jitter::new(1)),
+            rooms: BTreeSet::new(),
+            sent: 0,
+            pending: VecDeque::new(),
+            governance_ids: BTreeSet::new(),
+            outgoing: outgoing_rx,
+            governance,
+            events: events_tx,
+        };
+        (runner, events)
+    }
+
+    fn error_reply(correlation_id: &str, code: v1::ErrorCode) -> Envelope {
+        arqon_proto::outbound::envelope(
+            Header {
+                correlation_id: correlation_id.to_owned(),
+                ..Header::default()
+            },
+            v1::Error {
+                code: code.into(),
+                message: "refused".to_owned(),
+                correlation_id: correlation_id.to_owned(),
+                retry_after_ms: 0,
+            },
+        )
+    }
+
+    fn join(runner: &mut Runner, room: &str) -> oneshot::Receiver<Result<(), ClientError>> {
+        let (answer, answered) = oneshot::channel();
+        let body = Body::Join(v1::Join {
+            room: room.to_owned(),
+            ..v1::Join::default()
+        });
+        let _ = runner.frame(Outgoing::Request(body, answer));
+        answered
+    }
+
+    // AC-SDK-12: a correlated error fails its own request; an uncorrelated one fails the oldest
+    // pending request only when exactly one is pending, else it goes to the event stream.
+    #[test]
+    fn ac_sdk_12_errors_answer_their_request_or_the_only_one_pending() {
+        let (mut runner, mut events) = runner();
+        let mut first = join(&mut runner, "a");
+        let mut second = join(&mut runner, "b");
+        runner.dispatch(error_reply("c-2", v1::ErrorCode::RoomLimit));
+        assert!(matches!(
+            second.try_recv(),
+            Ok(Err(ClientError::Server(Refusal::RoomLimit { .. })))
+        ));
+        // A refused join is not joined again on reconnect.
+        assert!(!runner.rooms.contains("b") && runner.rooms.contains("a"));
+        // Exactly one pending: the uncorrelated error is its answer.
+        runner.dispatch(error_reply("", v1::ErrorCode::ProtocolError));
+        assert!(matches!(
+            first.try_recv(),
+            Ok(Err(ClientError::Server(Refusal::Protocol { .. })))
+        ));
+        // Two pending: ambiguous, so it goes to the event stream and both still wait.
+        let mut third = join(&mut runner, "c");
+        let mut fourth = join(&mut runner, "d");
+        runner.dispatch(error_reply("", v1::ErrorCode::TextFrame));
+        assert!(matches!(
+            events.try_recv(),
+            Ok(Event::Error {
+                code: v1::ErrorCode::TextFrame,
+                ..
+            })
+        ));
+        assert!(third.try_recv().is_err() && fourth.try_recv().is_err());
+        // An Ack answers its request; a lost connection answers the rest.
+        runner.dispatch(arqon_proto::outbound::envelope(
+            Header {
+                correlation_id: "c-3".to_owned(),
+                ..Header::default()
+            },
+            v1::Ack::default(),
+        ));
+        assert!(matches!(third.try_recv(), Ok(Ok(()))));
+        runner.lose_pending();
+        assert!(matches!(
+            fourth.try_recv(),
+            Ok(Err(ClientError::ConnectionLost))
+        ));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -12,7 +12,7 @@ use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn token(keys: &DevKeys, user: &str) -> String {
+pub(crate) fn token(keys: &DevKeys, user: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -3,4 +3,5 @@
 // Shared fixtures below are test code outside `#[test]` functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod client_errors;
 mod client_rooms;
