@@ -93,6 +93,10 @@ global = ["{BAD_WORDS}"]
 # Wall-clock budget: generous, so a busy CI machine never times out a clean message (fail closed).
 time_budget = "250ms"
 
+# A tenant with a tiny publish bucket, for the rate-limit tests.
+[limits.tenants.throttled]
+connection_publish = {{ per_sec = 1, burst = 3 }}
+
 [telemetry]
 log_format = "json"
 log_level = "warn"

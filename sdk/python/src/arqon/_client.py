@@ -285,11 +285,15 @@ class Client:
         with contextlib.suppress(_WsClosed):
             while True:
                 await asyncio.sleep(interval)
-                await ws.send(_encode(envelope_pb2.Envelope(heartbeat=session_pb2.Heartbeat())))
+                await ws.send(_encode(_heartbeat()))
 
     def _dispatch(self, envelope: "envelope_pb2.Envelope") -> None:
         body = envelope.WhichOneof("body")
         correlation = envelope.header.correlation_id
+        if body == "error" and not correlation and len(self._pending) == 1:
+            # An error that answers no request fails the oldest pending one only when that is
+            # unambiguous: exactly one is pending (specs/protocol.md).
+            correlation = next(iter(self._pending))
         if body in ("ack", "pong", "error", "presence_update") and correlation in self._pending:
             future = self._pending.pop(correlation, None)
             if future is not None and not future.done():
@@ -339,7 +343,8 @@ class Client:
         if self._closing or self._ws is None:
             self._pending.pop(correlation, None)
             raise ConnectionClosed(self.close_code)
-        envelope.header.protocol_version = PROTOCOL_VERSION
+        if not envelope.header.protocol_version:
+            envelope.header.protocol_version = PROTOCOL_VERSION
         envelope.header.correlation_id = correlation
         try:
             await self._ws.send(_encode(envelope))
@@ -492,6 +497,13 @@ async def _drain(inbox: _Inbox) -> AsyncIterator[object]:
             inbox.put(_CLOSED)
             return
         yield item
+
+
+def _heartbeat() -> "envelope_pb2.Envelope":
+    """A heartbeat frame: it needs a header with the protocol version like any other frame."""
+    return envelope_pb2.Envelope(
+        header=envelope_pb2.Header(protocol_version=PROTOCOL_VERSION), heartbeat=session_pb2.Heartbeat()
+    )
 
 
 def _encode(envelope: "envelope_pb2.Envelope") -> bytes:

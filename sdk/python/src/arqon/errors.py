@@ -1,7 +1,7 @@
 """Typed exceptions raised by the ArqonBus client."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional, Type
 
 from arqon.v1 import session_pb2
 
@@ -80,6 +80,47 @@ class RateLimited(ServerError):
     """The publish rate was exceeded; ``retry_after_ms`` says when to try again."""
 
 
+class InvalidRoom(ServerError):
+    """The room name fails the grammar ``[A-Za-z0-9_-]{1,128}`` (``INVALID_ROOM``)."""
+
+
+class NotInRoom(ServerError):
+    """The session has not joined the room (``NOT_IN_ROOM``)."""
+
+
+class RoomLimit(ServerError):
+    """The session is in as many rooms as it may be (``ROOM_LIMIT``)."""
+
+
+class PayloadTooLarge(ServerError):
+    """The payload is above the session's limit (``PAYLOAD_TOO_LARGE``)."""
+
+
+class TokenRefused(ServerError):
+    """The token was refused (``UNAUTHENTICATED``, ``TOKEN_EXPIRED``, ``TOKEN_INVALID``)."""
+
+
+class Forbidden(ServerError):
+    """Authenticated but not allowed (``FORBIDDEN``)."""
+
+
+class ServerDraining(ServerError):
+    """The node is draining (``SERVER_DRAINING``); the client reconnects elsewhere."""
+
+
+class GovernanceRefused(ServerError):
+    """A governance refusal (``DIGEST_MISMATCH``, ``CATALOG_STALE``, ``NOT_FOUND``)."""
+
+
+class ProtocolRefused(ServerError, ProtocolError):
+    """The server refused the frame as a protocol error (``PROTOCOL_ERROR``, ``TEXT_FRAME``,
+    ``FRAME_TOO_LARGE``, ``UNSUPPORTED_VERSION``): both a ServerError and a ProtocolError."""
+
+
+# The name earlier releases used.
+_ProtocolServerError = ProtocolRefused
+
+
 class ConnectionClosed(ArqonError):
     """The connection is closed; ``code`` is the WebSocket close code (see ``CLOSE_CODES``)."""
 
@@ -90,17 +131,28 @@ class ConnectionClosed(ArqonError):
         self.reason = text
 
 
+def _codes(*names: str) -> "frozenset[int]":
+    return frozenset(session_pb2.ErrorCode.Value(f"ERROR_CODE_{name}") for name in names)
+
+
+#: Every ``ErrorCode`` the server sends, and the exception it raises (``ServerError`` for the rest:
+#: ``INTERNAL``, ``SLOW_CONSUMER`` and codes this SDK does not know).
+_BY_CODE: "Dict[int, Type[ServerError]]" = {
+    **{code: PolicyBlocked for code in _POLICY_CODES},
+    **{code: TokenRefused for code in _codes("UNAUTHENTICATED", "TOKEN_EXPIRED", "TOKEN_INVALID")},
+    **{code: ProtocolRefused for code in _codes("PROTOCOL_ERROR", "TEXT_FRAME", "FRAME_TOO_LARGE", "UNSUPPORTED_VERSION")},
+    **{code: GovernanceRefused for code in _codes("DIGEST_MISMATCH", "CATALOG_STALE", "NOT_FOUND")},
+    session_pb2.ERROR_CODE_RATE_LIMITED: RateLimited,
+    session_pb2.ERROR_CODE_INVALID_ROOM: InvalidRoom,
+    session_pb2.ERROR_CODE_NOT_IN_ROOM: NotInRoom,
+    session_pb2.ERROR_CODE_ROOM_LIMIT: RoomLimit,
+    session_pb2.ERROR_CODE_PAYLOAD_TOO_LARGE: PayloadTooLarge,
+    session_pb2.ERROR_CODE_FORBIDDEN: Forbidden,
+    session_pb2.ERROR_CODE_SERVER_DRAINING: ServerDraining,
+}
+
+
 def server_error(error: "session_pb2.Error") -> ServerError:
     """Maps an ``Error`` envelope body to the most specific exception type."""
-    args = (error.code, error.message, error.correlation_id, error.retry_after_ms)
-    if error.code in _POLICY_CODES:
-        return PolicyBlocked(*args)
-    if error.code == session_pb2.ERROR_CODE_RATE_LIMITED:
-        return RateLimited(*args)
-    if error.code in (session_pb2.ERROR_CODE_PROTOCOL_ERROR, session_pb2.ERROR_CODE_UNSUPPORTED_VERSION):
-        return _ProtocolServerError(*args)
-    return ServerError(*args)
-
-
-class _ProtocolServerError(ServerError, ProtocolError):
-    """A protocol error reported by the server: both a ServerError and a ProtocolError."""
+    kind = _BY_CODE.get(error.code, ServerError)
+    return kind(error.code, error.message, error.correlation_id, error.retry_after_ms)
