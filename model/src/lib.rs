@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod coverage;
+pub mod leases;
 pub mod machine_model;
 pub mod replicas;
 pub mod run;

@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use arqon_core::lease::Lease;
 use arqon_core::presence::Presence;
 use arqon_core::rollout::Rollout;
 use arqon_core::session::{SessionConfig, SessionMachine};
 use stateright::Model;
 
 use crate::cluster::{self, ClusterConfig};
+use crate::leases;
 use crate::machine_model::{self, Checkable, MachineModel};
 use crate::replicas;
 use crate::run::{self, Bound, Outcome};
@@ -25,7 +27,9 @@ pub fn session_machine() -> SessionMachine {
 }
 
 /// The models, by name.
-pub const MODELS: &[&str] = &["session", "presence", "rollout", "cluster", "replicas"];
+pub const MODELS: &[&str] = &[
+    "session", "presence", "rollout", "lease", "cluster", "replicas", "leases",
+];
 
 /// Why a model could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,7 @@ fn machine_bound(name: &str, depth: Depth) -> Bound {
         "session" => (12, 15),
         "presence" => (10, 12),
         "replicas" => (16, 24),
+        "leases" => (16, 20),
         _ => (14, 20),
     };
     match depth {
@@ -106,6 +111,7 @@ pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
         "session" => machine(name, session_machine(), depth),
         "presence" => machine(name, Presence::default(), depth),
         "rollout" => machine(name, Rollout, depth),
+        "lease" => machine(name, Lease::default(), depth),
         "cluster" => {
             let (config, bound) = cluster_setup(depth);
             run::check(
@@ -121,6 +127,12 @@ pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
             machine_bound(name, depth),
             replicas::describe,
         ),
+        "leases" => run::check(
+            name,
+            leases::leases_model(),
+            machine_bound(name, depth),
+            leases::describe,
+        ),
         other => return Err(SuiteError::UnknownModel(other.to_owned())),
     })
 }
@@ -131,6 +143,8 @@ pub fn explore(name: &str, address: &str) -> Result<(), SuiteError> {
         "session" => serve(MachineModel::new(session_machine()), address),
         "presence" => serve(MachineModel::new(Presence::default()), address),
         "rollout" => serve(MachineModel::new(Rollout), address),
+        "lease" => serve(MachineModel::new(Lease::default()), address),
+        "leases" => serve(leases::leases_model(), address),
         "cluster" => serve(
             cluster::cluster(ClusterConfig::small(), cluster::real_presence()),
             address,

@@ -1,19 +1,25 @@
 //! The governance service of a Brain node: one [`TenantDriver`] task per served tenant, and the
 //! in-process API the admin endpoints behind `arq gov …` call (submit a command, read the state).
+//!
+//! With a lease store (several nodes on NATS), a tenant is served through its lease: a
+//! [`crate::lease`] task per tenant, and the driver runs only while this node is the tenant's
+//! writer. Without one (a single node), the driver runs as soon as the tenant is served.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arqon_core::governance::{ControlPlane, Principal, Rules};
+use arqon_core::lease::{Lease, LeaseState};
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::TenantId;
 use arqon_spine::Spine;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::audit_log::{AuditLogError, AuditStore};
 use crate::governance::{Applied, DriverCommand, GovernanceDriverError, Now, TenantDriver};
+use crate::lease::{self, LeaseStore, LeaseTask, Writing};
 
 /// How many local commands may queue for one tenant's driver.
 const COMMAND_QUEUE: usize = 64;
@@ -40,6 +46,14 @@ pub enum GovernanceServiceError {
     /// This node does not serve the tenant.
     #[error("tenant {0} is not served here")]
     NotServed(TenantId),
+    /// Another node is the tenant's governance writer (or none is, for a moment).
+    #[error("tenant {tenant}: this node is not its governance writer{}", writer.as_ref().map(|w| format!("; {w} is")).unwrap_or_default())]
+    NotWriter {
+        /// The tenant.
+        tenant: TenantId,
+        /// The writer's node id, when one holds the lease.
+        writer: Option<String>,
+    },
     /// The tenant's driver has stopped (an audit append or a publish failed).
     #[error("tenant {tenant}: driver stopped: {reason}")]
     Stopped {
@@ -55,8 +69,19 @@ struct Served {
     task: JoinHandle<Result<TenantDriver, GovernanceDriverError>>,
 }
 
-/// The governance control planes of the tenants this node serves.
-pub struct GovernanceService {
+/// How this node takes part in the writer leases.
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    /// The store.
+    pub store: Arc<dyn LeaseStore>,
+    /// This node's id, written as the holder.
+    pub node_id: String,
+    /// The lease machine (its timings).
+    pub lease: Lease,
+}
+
+/// What starts a tenant's driver: shared by the service and its lease tasks.
+struct Starter {
     spine: Arc<dyn Spine>,
     store: AuditStore,
     rules: Rules,
@@ -65,11 +90,19 @@ pub struct GovernanceService {
     served: Mutex<HashMap<TenantId, Served>>,
 }
 
+/// The governance control planes of the tenants this node serves.
+pub struct GovernanceService {
+    starter: Arc<Starter>,
+    lease: Option<LeaseSettings>,
+    leases: Arc<Mutex<HashMap<TenantId, LeaseTask>>>,
+}
+
 impl std::fmt::Debug for GovernanceService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GovernanceService")
-            .field("store", &self.store)
-            .field("tick", &self.tick)
+            .field("store", &self.starter.store)
+            .field("tick", &self.starter.tick)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -84,18 +117,115 @@ impl GovernanceService {
         now: Now,
     ) -> Self {
         Self {
-            spine,
-            store,
-            rules,
-            tick,
-            now,
-            served: Mutex::new(HashMap::new()),
+            starter: Arc::new(Starter {
+                spine,
+                store,
+                rules,
+                tick,
+                now,
+                served: Mutex::new(HashMap::new()),
+            }),
+            lease: None,
+            leases: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// Starts serving `tenant` (idempotent): opens and verifies its audit chain, subscribes to
-    /// its `gov.up` (live when this returns) and spawns its driver.
+    /// The same service, serving each tenant only while it holds the tenant's writer lease.
+    #[must_use]
+    pub fn with_lease(mut self, settings: LeaseSettings) -> Self {
+        self.lease = Some(settings);
+        self
+    }
+
+    /// Starts serving `tenant` (idempotent). Without a lease store: opens and verifies its audit
+    /// chain, subscribes to its `gov.up` (live when this returns) and spawns its driver. With
+    /// one: starts the tenant's lease task and returns once it has its first answer; the driver
+    /// runs while this node is the writer.
     pub async fn serve(&self, tenant: &TenantId) -> Result<(), GovernanceServiceError> {
+        let Some(settings) = &self.lease else {
+            return self.starter.start(tenant).await;
+        };
+        let mut leases = self.leases.lock().await;
+        if leases.get(tenant).is_some_and(LeaseTask::is_running) {
+            return Ok(());
+        }
+        let (writing_tx, mut writing) = mpsc::channel(4);
+        let task = lease::spawn(
+            settings.lease,
+            Arc::clone(&settings.store),
+            tenant.clone(),
+            settings.node_id.clone(),
+            lease::monotonic_now(),
+            writing_tx,
+        );
+        let mut state = task.state.clone();
+        leases.insert(tenant.clone(), task);
+        drop(leases);
+        // Applies the lease's decisions: start the driver as the writer, stop it at once when not.
+        let starter = Arc::clone(&self.starter);
+        // Weak: the service's drop must still end every lease task.
+        let all_leases = Arc::downgrade(&self.leases);
+        let owned = tenant.clone();
+        let (first_tx, first) = oneshot::channel();
+        tokio::spawn(async move {
+            let mut first_tx = Some(first_tx);
+            while let Some(decision) = writing.recv().await {
+                match decision {
+                    Writing::Start => {
+                        if let Err(error) = starter.start(&owned).await {
+                            // Give the lease up: it expires and another node takes over.
+                            tracing::error!(tenant = %owned, %error, "governance writer could not start; leaving the lease");
+                            if let Some(leases) = all_leases.upgrade() {
+                                leases.lock().await.remove(&owned);
+                            }
+                        }
+                        if let Some(tx) = first_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Writing::Stop => starter.stop(&owned).await,
+                }
+            }
+        });
+        // The first answer: this node became the writer (and its driver runs), or it follows.
+        let decided = async {
+            loop {
+                if matches!(*state.borrow_and_update(), LeaseState::Follower { retry_at_us } if retry_at_us > 0)
+                {
+                    return;
+                }
+                if state.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = first => {}
+            () = decided => {}
+        }
+        Ok(())
+    }
+
+    /// The lease state of `tenant` on this node, as it changes, when it takes part in a lease.
+    pub async fn watch_lease(&self, tenant: &TenantId) -> Option<watch::Receiver<LeaseState>> {
+        let leases = self.leases.lock().await;
+        leases.get(tenant).map(|task| task.state.clone())
+    }
+
+    /// Whether this node writes `tenant`'s chain now.
+    pub async fn is_writer(&self, tenant: &TenantId) -> bool {
+        self.starter
+            .served
+            .lock()
+            .await
+            .get(tenant)
+            .is_some_and(|s| !s.task.is_finished())
+    }
+}
+
+impl Starter {
+    /// Starts `tenant`'s driver (idempotent).
+    async fn start(&self, tenant: &TenantId) -> Result<(), GovernanceServiceError> {
         let mut served = self.served.lock().await;
         if served.get(tenant).is_some_and(|s| !s.task.is_finished()) {
             return Ok(());
@@ -129,6 +259,16 @@ impl GovernanceService {
         Ok(())
     }
 
+    /// Stops `tenant`'s driver at once (the lease is lost); nothing more is written.
+    async fn stop(&self, tenant: &TenantId) {
+        if let Some(served) = self.served.lock().await.remove(tenant) {
+            served.task.abort();
+            tracing::warn!(tenant = %tenant, "governance writer stopped: lease lost");
+        }
+    }
+}
+
+impl GovernanceService {
     /// Hands a command from a local principal to `tenant`'s driver and waits for its outcome.
     pub async fn submit(
         &self,
@@ -169,12 +309,21 @@ impl GovernanceService {
         command: DriverCommand,
     ) -> Result<(), GovernanceServiceError> {
         let commands = self
+            .starter
             .served
             .lock()
             .await
             .get(tenant)
-            .map(|s| s.commands.clone())
-            .ok_or_else(|| GovernanceServiceError::NotServed(tenant.clone()))?;
+            .map(|s| s.commands.clone());
+        let Some(commands) = commands else {
+            return Err(match &self.lease {
+                None => GovernanceServiceError::NotServed(tenant.clone()),
+                Some(settings) => GovernanceServiceError::NotWriter {
+                    tenant: tenant.clone(),
+                    writer: settings.store.holder(tenant).await,
+                },
+            });
+        };
         commands
             .send(command)
             .await
@@ -189,7 +338,7 @@ fn stopped(tenant: &TenantId, reason: String) -> GovernanceServiceError {
     }
 }
 
-impl Drop for GovernanceService {
+impl Drop for Starter {
     fn drop(&mut self) {
         for served in self.served.get_mut().values() {
             served.task.abort();

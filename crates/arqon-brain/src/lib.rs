@@ -3,4 +3,5 @@
 pub mod audit_log;
 pub mod governance;
 pub mod governance_service;
+pub mod lease;
 pub mod presence;

@@ -164,13 +164,26 @@ impl Governance {
         metrics: Arc<Metrics>,
     ) -> Result<Self, ShieldError> {
         let store = audit_store(config).await?;
-        let service = GovernanceService::new(
+        let mut service = GovernanceService::new(
             Arc::clone(&spine),
             store.clone(),
             rules(config)?,
             TICK,
             system_now(),
         );
+        // Chains in JetStream are shared by every node: one writer per tenant, by lease.
+        if let AuditStore::JetStream(client) = &store {
+            let lease = arqon_core::lease::Lease::default();
+            let ttl = std::time::Duration::from_micros(lease.config.ttl_us);
+            let leases = arqon_brain::lease::KvLeaseStore::open(client.clone(), ttl)
+                .await
+                .map_err(|e| ShieldError::Governance(e.to_string()))?;
+            service = service.with_lease(arqon_brain::governance_service::LeaseSettings {
+                store: Arc::new(leases),
+                node_id: config.node.id.clone(),
+                lease,
+            });
+        }
         Ok(Self {
             service,
             store,

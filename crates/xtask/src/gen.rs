@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use arqon_core::lease::Lease;
 use arqon_core::machine::Machine;
 use arqon_core::presence::Presence;
 use arqon_core::rollout::Rollout;
@@ -129,6 +130,7 @@ pub(crate) fn all() -> anyhow::Result<Vec<Rendered>> {
     files.extend(render::<SessionMachine>()?);
     files.extend(render::<Presence>()?);
     files.extend(render::<Rollout>()?);
+    files.extend(render::<Lease>()?);
     Ok(files)
 }
 

@@ -1,5 +1,6 @@
 //! Transition coverage: breadth-first over each machine's alphabet, every row of its table fires.
 
+use arqon_core::lease::Lease;
 use arqon_core::machine::Machine;
 use arqon_core::presence::Presence;
 use arqon_core::rollout::Rollout;
@@ -39,4 +40,10 @@ fn every_presence_transition_fires() {
 #[test]
 fn every_session_transition_fires() {
     assert_full(&explore(&session_machine(), 7));
+}
+
+// AC-LEASE-6, AC-MACHINES-2
+#[test]
+fn every_lease_transition_fires() {
+    assert_full(&explore(&Lease::default(), 8));
 }

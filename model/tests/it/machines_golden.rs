@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use arqon_core::lease::Lease;
 use arqon_core::machine::{Explore, Machine};
 use arqon_core::presence::Presence;
 use arqon_core::rollout::{MINUTE_US, Rollout, RolloutEvent};
@@ -40,6 +41,11 @@ fn per_row<M: Explore>(machine: &M, depth: usize) -> String {
 #[test]
 fn rollout_rows() {
     snapshot("rollout_rows", &per_row(&Rollout, 10));
+}
+
+#[test]
+fn lease_rows() {
+    snapshot("lease_rows", &per_row(&Lease::default(), 8));
 }
 
 #[test]

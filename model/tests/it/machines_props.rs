@@ -1,5 +1,6 @@
 //! Property tests: arbitrary event sequences (fixed seed) keep every invariant of every machine.
 
+use arqon_core::lease::Lease;
 use arqon_core::machine::{Explore, drive};
 use arqon_core::presence::Presence;
 use arqon_core::rollout::Rollout;
@@ -43,6 +44,12 @@ fn rollout_invariants_hold_for_arbitrary_sequences() {
 #[test]
 fn session_invariants_hold_for_arbitrary_sequences() {
     holds(&session_machine(), 3);
+}
+
+// AC-LEASE-6, AC-MACHINES-5
+#[test]
+fn lease_invariants_hold_for_arbitrary_sequences() {
+    holds(&Lease::default(), 5);
 }
 
 // AC-PRESENCE-8

@@ -55,6 +55,19 @@ fn replicas_model_holds() {
     check("replicas");
 }
 
+// AC-LEASE-6
+#[test]
+fn lease_model_holds() {
+    check("lease");
+}
+
+// AC-LEASE-7: two nodes, a store whose key expires, lost answers and a crash: never two writers,
+// and a failover is reached.
+#[test]
+fn leases_model_holds() {
+    check("leases");
+}
+
 // AC-PRESENCE-9
 #[test]
 fn three_node_cluster_keeps_its_safety_properties_at_a_small_bound() {

@@ -132,3 +132,24 @@ fn a_presence_that_forgets_a_leave_breaks_convergence_in_the_cluster() {
     println!("counterexample:\n{trace}");
     assert!(trace.contains("a1@n0"), "the ghost is named: {trace}");
 }
+
+// AC-LEASE-7, AC-MACHINES-3
+#[test]
+fn a_lease_that_counts_its_belief_from_the_answer_allows_two_writers() {
+    use arqon_model::leases;
+    let outcomes = run::check(
+        "leases-counts-from-answer",
+        leases::counts_from_answer_model(),
+        bound(14),
+        leases::describe,
+    );
+    let broken = find(&outcomes, leases::property::ONE_WRITER);
+    assert_eq!(broken.verdict, Verdict::Violated);
+    let trace = broken.trace.as_deref().unwrap();
+    println!("counterexample:\n{trace}");
+    assert!(
+        trace.contains("(writes) | leader (writes)")
+            || trace.contains("(writes) | renewing (writes)"),
+        "{trace}"
+    );
+}

@@ -6,5 +6,6 @@
 mod audit_file;
 mod audit_jetstream;
 mod governance_driver;
+mod governance_lease;
 mod governance_service;
 mod presence_nodes;
