@@ -27,8 +27,10 @@ use arqon_proto::v1::{Envelope, ErrorCode};
 use arqon_spine::{Headers, Message, Spine, SpineError, Subscription};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::audit_log::{AuditLog, AuditLogError};
+use crate::trace_headers::{continue_from, with_current_trace};
 
 /// Spine header on `gov.up`: the sender token's `role` claim, set by the Shield.
 pub const ROLE_HEADER: &str = "arqon-role";
@@ -162,7 +164,17 @@ impl TenantDriver {
         now_us: u64,
     ) -> Result<Applied, GovernanceDriverError> {
         let (event, reply_to) = self.translate(message, now_us);
-        self.apply(event, &reply_to).await
+        // A traced governance message continues its trace here, and so do the messages it causes.
+        let span = tracing::info_span!(
+            "brain.governance.receive",
+            tenant = %self.control.tenant(),
+            trace_id = tracing::field::Empty
+        );
+        if continue_from(&span, &message.headers) {
+            self.apply(event, &reply_to).instrument(span).await
+        } else {
+            self.apply(event, &reply_to).await
+        }
     }
 
     /// Advances time to `now_us` (ramps, completed rollouts, capacity freed).
@@ -295,7 +307,7 @@ impl TenantDriver {
                     let header = server_header(self.control.tenant(), id, "", now_us);
                     let bytes = encode_envelope(&envelope(header, command.into_body()));
                     self.spine
-                        .publish(&self.down, Headers::new(), bytes)
+                        .publish(&self.down, with_current_trace(Headers::new()), bytes)
                         .await?;
                 }
                 GovEffect::Reply { code, message, .. } => {
@@ -308,6 +320,7 @@ impl TenantDriver {
                     else {
                         continue;
                     };
+                    let headers = with_current_trace(headers);
                     let id = self.next_id(now_us);
                     let header =
                         server_header(self.control.tenant(), id, &reply_to.correlation_id, now_us);

@@ -5,3 +5,4 @@ pub mod governance;
 pub mod governance_service;
 pub mod lease;
 pub mod presence;
+pub mod trace_headers;

@@ -26,12 +26,13 @@ use arqon_core::presence::{
 };
 use arqon_core::subject::Subject;
 use arqon_proto::names::{RoomName, TenantId, UserId};
-use arqon_spine::{Bytes, Headers, Spine, TRACEPARENT, TRACESTATE};
-use arqon_telemetry::trace::{continue_trace, span_traceparent, span_tracestate};
+use arqon_spine::{Bytes, Headers, Spine};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument as _;
+
+use crate::trace_headers::{continue_from, with_current_trace};
 
 /// A boxed future, as [`PresenceDelivery`] returns.
 pub type DeliveryFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
@@ -392,17 +393,15 @@ impl Actor {
                         };
                         // Only a message that carries a trace continues it: heartbeats and syncs
                         // from timers start none.
-                        match headers.get(TRACEPARENT) {
-                            Some(parent) => {
-                                let span = tracing::info_span!(
-                                    "brain.presence.receive",
-                                    tenant = %tenant,
-                                    trace_id = tracing::field::Empty
-                                );
-                                continue_trace(&span, Some(parent), headers.get(TRACESTATE));
-                                self.step(&tenant, event).instrument(span).await;
-                            }
-                            None => self.step(&tenant, event).await,
+                        let span = tracing::info_span!(
+                            "brain.presence.receive",
+                            tenant = %tenant,
+                            trace_id = tracing::field::Empty
+                        );
+                        if continue_from(&span, &headers) {
+                            self.step(&tenant, event).instrument(span).await;
+                        } else {
+                            self.step(&tenant, event).await;
                         }
                     }
                     Err(error) => {
@@ -552,15 +551,7 @@ impl Actor {
             }
         };
         // A change caused by a traced request carries the trace on to the other replicas.
-        let mut headers = Headers::new();
-        let span = tracing::Span::current();
-        if let Some(parent) = span_traceparent(&span) {
-            let _ = headers.insert(TRACEPARENT, &parent.to_string());
-            let state = span_tracestate(&span);
-            if !state.is_empty() {
-                let _ = headers.insert(TRACESTATE, &state);
-            }
-        }
+        let headers = with_current_trace(Headers::new());
         match self.spine.publish(subject, headers, payload).await {
             Ok(()) => {
                 self.stats.published.fetch_add(1, Ordering::Relaxed);

@@ -28,6 +28,7 @@ use arqon_spine::{Headers, Spine};
 use prost::Message as _;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::error::ShieldError;
 use crate::hub::Outbox;
@@ -314,6 +315,7 @@ impl Governance {
         body: GovernanceCommand,
     ) -> Result<(), ShieldError> {
         let role = GovRole::from_claim(from.role);
+        let client_trace = header.trace.clone();
         self.join(&from.identity.tenant, from.session_id, outbox, role)
             .await?;
         let stamp = Stamp {
@@ -328,11 +330,30 @@ impl Governance {
             format!("{}-g{}-{fresh}", from.session_id, stamp.timestamp_us)
         });
         let bytes = encode_envelope(&envelope(header, body.into_body()));
+        // The forward continues the client's trace, and carries it on to the writer's Brain.
+        let span = tracing::info_span!(
+            "shield.governance.forward",
+            tenant = %from.identity.tenant,
+            trace_id = tracing::field::Empty
+        );
+        if let Some(trace) = &client_trace {
+            arqon_telemetry::trace::continue_trace(
+                &span,
+                Some(&trace.traceparent),
+                Some(&trace.tracestate),
+            );
+        }
         let headers = Headers::new()
             .with(ROLE_HEADER, from.role)
             .map_err(|e| ShieldError::Governance(e.to_string()))?;
+        let headers = span.in_scope(|| arqon_brain::trace_headers::with_current_trace(headers));
         let subject = Subject::gov_up(&from.identity.tenant);
-        match self.spine.publish(&subject, headers, bytes).await {
+        let published = self
+            .spine
+            .publish(&subject, headers, bytes)
+            .instrument(span)
+            .await;
+        match published {
             Ok(()) => {
                 inc(&self.counters.forwarded);
                 Ok(())

@@ -163,6 +163,54 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
         "a join's trace continues into the other node's Brain; got {presence:?}"
     );
 
+    // AC-OBS-9: a governance message continues the client's trace into the Brain: node A's
+    // `shield.governance.forward` (child of the client's span) is the parent of the driver's
+    // `brain.governance.receive`, over the spine. Alice may not send telemetry (role user): the
+    // refusal that answers her tells the test the Brain has handled it.
+    const GOV_SPAN: &str = "0a0b0c0d0e0f0102";
+    let header = Header {
+        protocol_version: 1,
+        correlation_id: "gov-traced".to_owned(),
+        traceparent: format!("00-{CLIENT_TRACE}-{GOV_SPAN}-01"),
+        ..Header::default()
+    };
+    let telemetry_body = v1::Telemetry {
+        timestamp_us: 1,
+        node_id: "dp-1".to_owned(),
+        metrics: [("latency".to_owned(), 1.0)].into(),
+    };
+    let frame = envelope(header, telemetry_body).encode_to_vec();
+    alice.ws.send(Message::Binary(frame.into())).await.unwrap();
+    alice
+        .expect_envelope(|e| {
+            matches!(e.body, Some(v1::envelope::Body::Error(_)))
+                && e.header
+                    .as_ref()
+                    .is_some_and(|h| h.correlation_id == "gov-traced")
+        })
+        .await;
+    telemetry.flush();
+    let hop = |spans: &[arqon_testkit::ReceivedSpan]| {
+        spans.iter().any(|received| {
+            received.name == "brain.governance.receive"
+                && spans.iter().any(|forward| {
+                    forward.name == "shield.governance.forward"
+                        && forward.parent_span_id == GOV_SPAN
+                        && forward.span_id == received.parent_span_id
+                        && forward.trace_id == received.trace_id
+                })
+        })
+    };
+    let governance = receiver.collect(
+        support::WAIT,
+        |span| span.trace_id == CLIENT_TRACE,
+        |spans| hop(spans),
+    );
+    assert!(
+        hop(&governance),
+        "a governance message's trace continues into the Brain; got {governance:?}"
+    );
+
     node_a.shutdown().await;
     node_b.shutdown().await;
     telemetry.shutdown();
