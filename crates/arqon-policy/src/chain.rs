@@ -221,8 +221,6 @@ pub struct ScopeListing {
     pub generation: u64,
     /// Its modules, in order.
     pub modules: Vec<ModuleListing>,
-    /// Messages it blocked since it was put in force.
-    pub blocked: u64,
 }
 
 /// The chains in force: a global chain plus one per tenant, each swappable atomically.
@@ -314,7 +312,6 @@ impl PolicySet {
             scope,
             generation: chain.generation(),
             modules: chain.listing(),
-            blocked: chain.blocked(),
         };
         let global = Arc::clone(&self.global.read().unwrap_or_else(PoisonError::into_inner));
         let tenants = self

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arqon_auth::Role;
-use arqon_policy::{ModuleListing, ModuleSource, Scope, ScopeListing, sha256_hex};
+use arqon_policy::{Chain, ModuleListing, ModuleSource, Scope, ScopeListing, sha256_hex};
 use arqon_proto::names::TenantId;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 
 use crate::admin::Caller;
 use crate::node::{Shared, now_us};
-use crate::policy::WasmPolicy;
 
 /// Longest module name a deploy may give.
 const MAX_NAME: usize = 128;
@@ -255,24 +254,25 @@ async fn tenant_view(
         Ok(scope) => scope,
         Err((status, message)) => return problem(status, message),
     };
-    let chains: Vec<Value> = shared
-        .hooks
-        .policy
-        .wasm()
-        .map(WasmPolicy::list)
-        .unwrap_or_default()
-        .iter()
-        .filter(|l| l.scope == Scope::Global || l.scope == scope)
-        .map(|listing| {
-            let mut chain = listing_json(listing);
-            chain["blocked"] = if listing.scope == scope {
-                json!(listing.blocked)
-            } else {
-                Value::Null
+    // One snapshot of both chains, so each row's modules, generation and count belong together.
+    let chains: Vec<Value> = match shared.hooks.policy.wasm() {
+        None => Vec::new(),
+        Some(policy) => {
+            let (global, own) = policy.set().snapshot(caller.0.tenant.as_str());
+            let row = |scope: Scope, chain: &Chain, blocked: Value| {
+                let mut row = listing_json(&ScopeListing {
+                    scope,
+                    generation: chain.generation(),
+                    modules: chain.listing(),
+                });
+                row["blocked"] = blocked;
+                row
             };
-            chain
-        })
-        .collect();
+            std::iter::once(row(Scope::Global, &global, Value::Null))
+                .chain(own.map(|chain| row(scope.clone(), &chain, json!(chain.blocked()))))
+                .collect()
+        }
+    };
     Json(json!({
         "tenant": caller.0.tenant.as_str(),
         "deployable": shared.hooks.policy.wasm().is_some(),

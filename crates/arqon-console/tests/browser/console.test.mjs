@@ -1,5 +1,5 @@
 // The admin console in headless Chromium against a real `arq serve --dev` node (specs/console.md).
-// Real parts only: the arq binary, Debian's chromium driven by puppeteer-core, real WebSocket clients
+// Real parts only: the arq binary, Debian's chromium driven by playwright-core, real WebSocket clients
 // (the Python SDK, client.py), a real Wasm policy deployed with `arq policy deploy`, and the audit
 // file tampered on disk. Every wait is on an event or on the page's text, with a timeout; no sleeps.
 // Run through ci/console.sh; ARQON_CONSOLE_SCREENS=1 also writes docs/console/*.png.
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import puppeteer from 'puppeteer-core';
+import { chromium } from 'playwright-core';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../../../..');
@@ -99,17 +99,12 @@ before(async () => {
     otherAdmin: mint('globex', 'gops', 'admin'),
   };
   clients = new Clients();
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-    defaultViewport: { width: 1280, height: 860 },
-  });
-  page = await browser.newPage();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--disable-gpu', '--disable-dev-shm-usage'] });
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
   page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()); });
   page.on('pageerror', (error) => consoleErrors.push(String(error)));
-  page.on('request', (request) => {
-    if (request.url().includes('/admin/v1/')) apiRequests.push({ url: request.url(), auth: request.headers().authorization ?? '' });
+  page.on('request', async (request) => {
+    if (request.url().includes('/admin/v1/')) apiRequests.push({ url: request.url(), auth: (await request.allHeaders()).authorization ?? '' });
   });
   if (SCREENS) mkdirSync(SCREENS, { recursive: true });
 });
@@ -128,8 +123,8 @@ after(async () => {
 async function waitText(selector, pattern) {
   try {
     await page.waitForFunction(
-      (sel, source) => new RegExp(source).test(document.querySelector(sel)?.textContent ?? ''),
-      { timeout: WAIT, polling: 100 }, selector, pattern.source,
+      ([sel, source]) => new RegExp(source).test(document.querySelector(sel)?.textContent ?? ''),
+      [selector, pattern.source], { timeout: WAIT, polling: 100 },
     );
   } catch (error) {
     const text = await page.$eval(selector, (e) => e.textContent).catch(() => '<missing>');
@@ -139,7 +134,7 @@ async function waitText(selector, pattern) {
 
 async function open(hash) {
   await page.evaluate((h) => { location.hash = h; }, hash);
-  await page.waitForFunction((h) => !document.getElementById(`page-${h}`).hidden, { timeout: WAIT }, hash);
+  await page.waitForFunction((h) => !document.getElementById(`page-${h}`).hidden, hash, { timeout: WAIT });
 }
 
 async function screenshot(name) {
@@ -147,8 +142,7 @@ async function screenshot(name) {
 }
 
 async function login(token) {
-  await page.$eval('#token', (e) => { e.value = ''; });
-  await page.type('#token', token);
+  await page.fill('#token', token);
   await page.click('#login-form button[type=submit]');
 }
 
