@@ -30,28 +30,36 @@ pub struct Asset {
     pub body: &'static str,
 }
 
+const fn asset(path: &'static str, content_type: &'static str, body: &'static str) -> Asset {
+    Asset {
+        path,
+        content_type,
+        body,
+    }
+}
+
 /// Every file the console serves.
 pub const ASSETS: [Asset; 4] = [
-    Asset {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../assets/index.html"),
-    },
-    Asset {
-        path: "/console.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/console.js"),
-    },
-    Asset {
-        path: "/console.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../assets/console.css"),
-    },
-    Asset {
-        path: "/favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_str!("../assets/favicon.svg"),
-    },
+    asset(
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../assets/index.html"),
+    ),
+    asset(
+        "/console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/console.js"),
+    ),
+    asset(
+        "/console.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/console.css"),
+    ),
+    asset(
+        "/favicon.svg",
+        "image/svg+xml",
+        include_str!("../assets/favicon.svg"),
+    ),
 ];
 
 /// The headers every console response carries.

@@ -4,28 +4,10 @@
 
 use arqon_auth::Role;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::gov_e2e::admin;
 use crate::policy_admin::{config, fixture, http, role_token};
-use crate::support::{self, WAIT, connect, token};
-
-/// `GET path` without a token: the status, the head (lower-cased) and the body.
-async fn get_raw(node: &arqon_shield::Node, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(node.local_addr()).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
-}
+use crate::support::{self, connect, http_get_head, token};
 
 async fn get(node: &arqon_shield::Node, path: &str, token: &str) -> (u16, Value) {
     http(node, "GET", path, Some(token), b"").await
@@ -43,7 +25,8 @@ async fn every_console_response_carries_the_strict_csp() {
         ("/admin/favicon.svg", 200, "image/svg+xml"),
         ("/admin", 308, ""),
     ] {
-        let (got, head, body) = get_raw(&node, path).await;
+        let (got, head, body) = http_get_head(&node, path).await;
+        let head = head.to_ascii_lowercase();
         assert_eq!(got, status, "{path}: {head}");
         assert!(head.contains(&csp), "{path}: {head}");
         assert!(head.contains("x-content-type-options: nosniff"), "{path}");
