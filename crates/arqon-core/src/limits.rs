@@ -308,6 +308,18 @@ impl Admission {
         self.per_tenant.get(tenant).copied().unwrap_or(0)
     }
 
+    /// The tenant's users with connections on this node and how many each holds, by user id.
+    pub fn tenant_users(&self, tenant: &TenantId) -> Vec<(UserId, u32)> {
+        let mut users: Vec<(UserId, u32)> = self
+            .per_user
+            .iter()
+            .filter(|((owner, _), _)| owner == tenant)
+            .map(|((_, user), open)| (user.clone(), *open))
+            .collect();
+        users.sort();
+        users
+    }
+
     /// Takes one publish token from the tenant's node-wide bucket.
     pub fn take_tenant_publish(&mut self, tenant: &TenantId, now_us: u64) -> Result<(), Throttled> {
         let rate = self.limits_for(tenant).tenant_publish;
@@ -487,6 +499,24 @@ mod tests {
         adm.release_identity(&a, &user("u1"));
         assert_eq!(adm.tenant_connections(&a), 1);
         assert_eq!(adm.admit_identity(&a, &user("u1")), Verdict::Admit);
+    }
+
+    // AC-CONSOLE-3
+    #[test]
+    fn tenant_users_lists_only_that_tenants_users() {
+        let fast = Rate {
+            per_sec: 1_000,
+            burst: 1_000,
+        };
+        let mut adm = admission(100, fast, 10, 10);
+        let (a, b) = (tenant("acme"), tenant("beta"));
+        for (t, u) in [(&a, "zed"), (&a, "amy"), (&a, "zed"), (&b, "amy")] {
+            assert_eq!(adm.admit_identity(t, &user(u)), Verdict::Admit);
+        }
+        assert_eq!(adm.tenant_users(&a), [(user("amy"), 1), (user("zed"), 2)]);
+        assert_eq!(adm.tenant_users(&b), [(user("amy"), 1)]);
+        adm.release_identity(&b, &user("amy"));
+        assert_eq!(adm.tenant_users(&b), []);
     }
 
     #[test]

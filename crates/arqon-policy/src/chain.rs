@@ -34,6 +34,8 @@ pub enum ChainEntry {
 pub struct Chain {
     entries: Vec<ChainEntry>,
     generation: u64,
+    /// Messages this chain blocked since it was put in force (the admin console's block count).
+    blocked: AtomicU64,
 }
 
 /// A module to put into a chain: its name and its bytes (binary Wasm or WAT text).
@@ -77,6 +79,7 @@ impl Chain {
                 .map(|policy| ChainEntry::Loaded(Arc::new(policy)))
                 .collect(),
             generation: 0,
+            blocked: AtomicU64::new(0),
         }
     }
 
@@ -115,11 +118,21 @@ impl Chain {
                 )
                 .collect(),
             generation: 0,
+            blocked: AtomicU64::new(0),
         }
     }
 
     /// Runs the policies in order; the first that does not allow decides. An empty chain allows.
+    /// A block is counted on the chain ([`Chain::blocked`]).
     pub fn evaluate(&self, input: &Input<'_>) -> Verdict {
+        let verdict = self.judge(input);
+        if !verdict.is_allow() {
+            self.blocked.fetch_add(1, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    fn judge(&self, input: &Input<'_>) -> Verdict {
         self.entries
             .iter()
             .find_map(|entry| {
@@ -154,6 +167,11 @@ impl Chain {
     /// Whether the chain is empty (and so allows everything).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Messages this chain blocked since it was built.
+    pub fn blocked(&self) -> u64 {
+        self.blocked.load(Ordering::Relaxed)
     }
 
     /// The install counter of the set this chain was installed in (0 if never installed).

@@ -3,7 +3,8 @@
 //! "Admin API"), behind a bearer token with role `admin` or `operator` of that tenant.
 //!
 //! Every route merged into [`router`] sits behind the same token check; another area adds its
-//! routes with one `.merge(...)` line there.
+//! routes with one `.merge(...)` line there. The console's static page (`arqon-console`) is merged
+//! after the check: it holds no data, and every call it makes comes back through the check.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +36,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     Router::new()
         .merge(governance_routes())
         .merge(crate::admin_policy::routes())
+        .merge(crate::admin_console::routes())
         .route_layer(middleware::from_fn_with_state(shared, require_operator))
+        // The console's page and assets: public like any login page (they hold no data; every
+        // call they make goes through the token check above). Merged after the layer, so outside it.
+        .merge(arqon_console::router())
 }
 
 fn governance_routes() -> Router<Arc<Shared>> {
@@ -63,7 +68,7 @@ fn governance_routes() -> Router<Arc<Shared>> {
 /// What a handler answers: a response, or a refusal (also a response).
 type Answer = Result<Response, Refusal>;
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Refusal {
+pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Refusal {
     Refusal(Box::new(
         (status, Json(json!({ "error": message.into() }))).into_response(),
     ))
@@ -104,7 +109,7 @@ async fn require_operator(
 }
 
 /// A refused admin request, as its response.
-struct Refusal(Box<Response>);
+pub(crate) struct Refusal(Box<Response>);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -113,7 +118,7 @@ impl IntoResponse for Refusal {
 }
 
 /// The path's tenant, which must be the caller's own (a token never reaches another tenant).
-fn own_tenant(caller: &Caller, tenant: &str) -> Result<TenantId, Refusal> {
+pub(crate) fn own_tenant(caller: &Caller, tenant: &str) -> Result<TenantId, Refusal> {
     match TenantId::parse(tenant) {
         Ok(tenant) if tenant == caller.0.tenant => Ok(tenant),
         Ok(_) => Err(problem(StatusCode::FORBIDDEN, "not the token's tenant")),
@@ -379,7 +384,7 @@ async fn enforce(
     .await
 }
 
-fn records_json(records: &[AuditRecord]) -> Vec<Value> {
+pub(crate) fn records_json(records: &[AuditRecord]) -> Vec<Value> {
     records
         .iter()
         .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))

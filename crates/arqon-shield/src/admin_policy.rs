@@ -3,11 +3,14 @@
 //!
 //! Merged into the admin router (`admin.rs`), so its token check runs first (401 without a valid
 //! token, 403 for roles other than admin/operator); these routes then require role `admin`.
+//! The console's view of a tenant's chains (`GET /admin/v1/tenants/{tenant}/policies`) adds each
+//! chain's block count and the deploys made through this API since the node started.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arqon_auth::Role;
-use arqon_policy::{ModuleListing, ModuleSource, Scope, ScopeListing, sha256_hex};
+use arqon_policy::{Chain, ModuleListing, ModuleSource, Scope, ScopeListing, sha256_hex};
 use arqon_proto::names::TenantId;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -19,16 +22,47 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::admin::Caller;
-use crate::node::Shared;
+use crate::node::{Shared, now_us};
 
 /// Longest module name a deploy may give.
 const MAX_NAME: usize = 128;
 
-/// `GET /admin/v1/policies` and `POST /admin/v1/policies/{global | tenant/<id>}`.
+/// Deploys kept per tenant in the history (the oldest go first).
+const HISTORY_LEN: usize = 100;
+
+/// `GET /admin/v1/policies`, `POST /admin/v1/policies/{global | tenant/<id>}` and the console's
+/// `GET /admin/v1/tenants/{tenant}/policies`.
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/admin/v1/policies", get(list))
         .route("/admin/v1/policies/{*scope}", post(deploy))
+        .route("/admin/v1/tenants/{tenant}/policies", get(tenant_view))
+        .layer(Extension(Arc::new(DeployHistory::default())))
+}
+
+/// The deploys this node's admin API took, per tenant, newest last: who, when, what, and the outcome
+/// (`ok` or the refusal's code name).
+#[derive(Debug, Default)]
+struct DeployHistory(Mutex<HashMap<TenantId, VecDeque<Value>>>);
+
+impl DeployHistory {
+    fn record(&self, tenant: &TenantId, entry: Value) {
+        let mut tenants = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let deploys = tenants.entry(tenant.clone()).or_default();
+        if deploys.len() == HISTORY_LEN {
+            deploys.pop_front();
+        }
+        deploys.push_back(entry);
+    }
+
+    fn of(&self, tenant: &TenantId) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .map(|deploys| deploys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -88,6 +122,7 @@ const NO_POLICY: &str = "this node's policy hook takes no deploys (enable [admin
 async fn deploy(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
+    Extension(history): Extension<Arc<DeployHistory>>,
     Path(scope): Path<String>,
     Query(query): Query<DeployQuery>,
     body: Bytes,
@@ -102,9 +137,10 @@ async fn deploy(
     if body.is_empty() {
         return problem(StatusCode::BAD_REQUEST, "the body must be the module");
     }
+    let sha256 = sha256_hex(&body);
     let name = query
         .name
-        .unwrap_or_else(|| format!("module-{}", &sha256_hex(&body)[..12]));
+        .unwrap_or_else(|| format!("module-{}", &sha256[..12]));
     if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -126,7 +162,33 @@ async fn deploy(
         })
     })
     .await;
-    let scope = scope_text(&scope);
+    let scope_name = scope_text(&scope);
+    let entry = |outcome: &str, generation: Option<u64>| {
+        json!({
+            "at_us": now_us(),
+            "by": caller.0.sub.as_str(),
+            "scope": scope_name,
+            "module": name,
+            "sha256": sha256,
+            "outcome": outcome,
+            "generation": generation,
+        })
+    };
+    match &deployed {
+        Ok(Some(Ok(_))) => {
+            let generation = shared.hooks.policy.wasm().and_then(|policy| {
+                policy
+                    .list()
+                    .into_iter()
+                    .find(|l| l.scope == scope)
+                    .map(|l| l.generation)
+            });
+            history.record(&caller.0.tenant, entry("ok", generation));
+        }
+        Ok(Some(Err(error))) => history.record(&caller.0.tenant, entry(error.code_name(), None)),
+        _ => {}
+    }
+    let scope = scope_name;
     match deployed {
         Ok(Some(Ok(modules))) => {
             tracing::info!(%scope, module = %name, by = %caller.0.sub.as_str(), "policy deployed");
@@ -177,6 +239,47 @@ async fn list(State(shared): State<Arc<Shared>>, Extension(caller): Extension<Ca
         .map(listing_json)
         .collect();
     Json(json!({ "chains": chains })).into_response()
+}
+
+/// `GET /admin/v1/tenants/{tenant}/policies` (the console): the global chain and the tenant's, each
+/// with its block count, and the tenant's deploy history. The global chain judges every tenant's
+/// messages, so its count is not shown to a tenant's admin (`blocked: null`).
+async fn tenant_view(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Extension(history): Extension<Arc<DeployHistory>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let scope = match authorize(caller.0.role, &caller.0.tenant, &format!("tenant/{tenant}")) {
+        Ok(scope) => scope,
+        Err((status, message)) => return problem(status, message),
+    };
+    // One snapshot of both chains, so each row's modules, generation and count belong together.
+    let chains: Vec<Value> = match shared.hooks.policy.wasm() {
+        None => Vec::new(),
+        Some(policy) => {
+            let (global, own) = policy.set().snapshot(caller.0.tenant.as_str());
+            let row = |scope: Scope, chain: &Chain, blocked: Value| {
+                let mut row = listing_json(&ScopeListing {
+                    scope,
+                    generation: chain.generation(),
+                    modules: chain.listing(),
+                });
+                row["blocked"] = blocked;
+                row
+            };
+            std::iter::once(row(Scope::Global, &global, Value::Null))
+                .chain(own.map(|chain| row(scope.clone(), &chain, json!(chain.blocked()))))
+                .collect()
+        }
+    };
+    Json(json!({
+        "tenant": caller.0.tenant.as_str(),
+        "deployable": shared.hooks.policy.wasm().is_some(),
+        "chains": chains,
+        "history": history.of(&caller.0.tenant),
+    }))
+    .into_response()
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
-use arqon_core::subject::Subject;
+use arqon_core::subject::{Subject, SubjectKind};
+use arqon_proto::names::{RoomName, TenantId};
 use arqon_spine::{Spine, SpineError};
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, mpsc};
@@ -164,6 +165,25 @@ impl Hub {
             .get(subject)
             .and_then(|room| room.members.read().ok().map(|members| members.len()))
             .unwrap_or(0)
+    }
+
+    /// This node's rooms of `tenant` with their local member counts, by room name (the admin
+    /// console's rooms page).
+    pub(crate) async fn tenant_rooms(&self, tenant: &TenantId) -> Vec<(RoomName, usize)> {
+        let rooms = self.rooms.lock().await;
+        let mut listed: Vec<(RoomName, usize)> = rooms
+            .iter()
+            .filter(|(subject, _)| subject.tenant() == Some(tenant))
+            .filter_map(|(subject, room)| match subject.kind() {
+                SubjectKind::Room(name) => Some((
+                    name.clone(),
+                    room.members.read().map_or(0, |members| members.len()),
+                )),
+                _ => None,
+            })
+            .collect();
+        listed.sort();
+        listed
     }
 
     /// Queues `frame` to every local member of a room (presence notices); returns how many took it.

@@ -7,6 +7,7 @@
 //! [`arqon_core::limits`]. Rooms fan out through one spine subscription per room per node.
 
 mod admin;
+mod admin_console;
 mod admin_policy;
 mod conn;
 mod error;

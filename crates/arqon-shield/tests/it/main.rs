@@ -3,6 +3,7 @@
 // Shared fixtures below are test code outside `#[test]` functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_console;
 mod gov_e2e;
 mod obs_logs;
 mod obs_metrics;

@@ -16,13 +16,13 @@ use tokio::net::TcpStream;
 
 use crate::support::{self, WAIT, connect, keys, now_secs, token};
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../arqon-policy/fixtures/{name}.wat"));
     std::fs::read(path).unwrap()
 }
 
-fn role_token(tenant: &str, role: Role) -> String {
+pub(crate) fn role_token(tenant: &str, role: Role) -> String {
     let claims = Claims::dev(
         TenantId::parse(tenant).unwrap(),
         UserId::parse("root").unwrap(),
@@ -35,7 +35,7 @@ fn role_token(tenant: &str, role: Role) -> String {
 
 /// A dev config with publish limits high enough for a stream, and a policy time budget with room
 /// for a loaded test machine (the 2 ms default is for production; a runaway module is still stopped).
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     let mut config = support::config();
     config.policy.time_budget = arqon_config::Duration::from_millis(250);
     let fast = Rate {
@@ -48,7 +48,7 @@ fn config() -> Config {
 }
 
 /// One HTTP/1.1 request to the node; returns the status and the JSON body (`Null` if not JSON).
-async fn http(
+pub(crate) async fn http(
     node: &Node,
     method: &str,
     path: &str,

@@ -313,6 +313,12 @@ impl Client {
 
 /// `GET path` on the node; returns the status and the body.
 pub(crate) async fn http_get(node: &Node, path: &str) -> (u16, String) {
+    let (status, _, body) = http_get_head(node, path).await;
+    (status, body)
+}
+
+/// `GET path` on the node; returns the status, the response head and the body.
+pub(crate) async fn http_get_head(node: &Node, path: &str) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(node.local_addr()).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
@@ -327,6 +333,6 @@ pub(crate) async fn http_get(node: &Node, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
 }
