@@ -14,6 +14,8 @@ use crate::support::{self, Bus};
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+/// The client span a governance message comes from (AC-OBS-9).
+const GOV_SPAN: &str = "0a0b0c0d0e0f0102";
 
 // AC-OBS-2
 #[tokio::test]
@@ -167,7 +169,6 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     // `shield.governance.forward` (child of the client's span) is the parent of the driver's
     // `brain.governance.receive`, over the spine. Alice may not send telemetry (role user): the
     // refusal that answers her tells the test the Brain has handled it.
-    const GOV_SPAN: &str = "0a0b0c0d0e0f0102";
     let header = Header {
         protocol_version: 1,
         correlation_id: "gov-traced".to_owned(),
