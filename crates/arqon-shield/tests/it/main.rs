@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_console;
+mod compat_old_client;
 mod gov_e2e;
 mod obs_logs;
 mod obs_metrics;
