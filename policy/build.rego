@@ -7,5 +7,5 @@ deny contains msg if {
 	r := input.checks.repro
 	r.ran
 	count({h | some h in r.hashes}) > 1
-	msg := sprintf("build: the release binary is not reproducible: %s", [concat(" != ", r.hashes)])
+	msg := sprintf("build: the %s binary is not reproducible: %s", [object.get(r, "binary", "arq"), concat(" != ", r.hashes)])
 }

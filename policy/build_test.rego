@@ -6,8 +6,8 @@ test_same_hash_passes if {
 }
 
 test_different_hashes_deny if {
-	d := deny with input as {"stage": "build", "full": false, "checks": {"repro": {"ran": true, "hashes": ["ab", "cd"]}}}
-	d == {"build: the release binary is not reproducible: ab != cd"}
+	d := deny with input as {"stage": "build", "full": false, "checks": {"repro": {"ran": true, "hashes": ["ab", "cd"], "binary": "target/debug/arq"}}}
+	d == {"build: the target/debug/arq binary is not reproducible: ab != cd"}
 }
 
 test_not_built_denies_in_full if {

@@ -49,11 +49,11 @@ test_pr_link_to_missing_spec_denies if {
 	deny == {"spec: the PR description links specs/nope.md, which does not exist"} with input as inp
 }
 
-test_no_base_warns_fast_denies_full if {
+test_no_base_is_not_judged_fast_and_denies_full if {
 	skipped := {"ran": false, "skipped": {"reason": "no --base given"}}
 	fast := object.union(clean, {"full": false, "checks": {"change": skipped}})
 	full := object.union(clean, {"checks": {"change": skipped}})
-	warn == {"spec: `change` skipped: no --base given"} with input as fast
+	not_run.change == "no --base given" with input as fast
 	count(deny) == 0 with input as fast
 	deny == {"spec: required check `change` did not run in --full: no --base given"} with input as full
 }

@@ -6,7 +6,12 @@
 use std::collections::{HashSet, VecDeque};
 use std::fmt::Write as _;
 
+use arqon_core::lease::Lease;
 use arqon_core::machine::{Explore, InvariantViolation, Machine, checked_step, row_for};
+use arqon_core::presence::Presence;
+use arqon_core::rollout::Rollout;
+
+use crate::suite::session_machine;
 
 /// What a breadth-first exploration found.
 #[derive(Debug)]
@@ -71,6 +76,47 @@ pub fn explore<M: Explore>(machine: &M, depth: usize) -> Coverage<M> {
     }
     coverage.states = seen.len();
     coverage
+}
+
+/// One machine's transition coverage in numbers, for reports (`cargo xtask transitions`, ACES).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub machine: &'static str,
+    pub fired: usize,
+    pub total: usize,
+    pub states: usize,
+    /// Rows that never fired, as `from --event--> to [guard]`.
+    pub missing: Vec<String>,
+    /// The first invariant violation seen, rendered.
+    pub violation: Option<String>,
+}
+
+impl<M: Machine> Coverage<M> {
+    /// The numbers of this exploration.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            machine: M::NAME,
+            fired: self.fired(),
+            total: M::transitions().len(),
+            states: self.states,
+            missing: self.missing(),
+            violation: self
+                .violation
+                .as_ref()
+                .map(|(path, violation)| format!("{violation:?} after {} events", path.len())),
+        }
+    }
+}
+
+/// Every machine of `arqon-core`, explored deep enough that every row of its table fires: the one
+/// list the coverage tests and `cargo xtask transitions` share.
+pub fn every_machine() -> Vec<Summary> {
+    vec![
+        explore(&Rollout, 10).summary(),
+        explore(&Presence::default(), 5).summary(),
+        explore(&session_machine(), 7).summary(),
+        explore(&Lease::default(), 8).summary(),
+    ]
 }
 
 /// Replays `events` from the initial state and renders each step: the event, then the

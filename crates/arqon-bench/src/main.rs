@@ -1,6 +1,7 @@
 //! `arqon-bench`: the load tool. Runs the same workloads against an ArqonBus node and nats-server's
 //! WebSocket listener in one run, and prints p50/p99/p999 and the ratios between them.
 
+mod baseline;
 mod client;
 mod procs;
 mod scenarios;
@@ -28,9 +29,14 @@ struct Args {
     /// The nats-server binary (the peer).
     #[arg(long, default_value = "/usr/sbin/nats-server")]
     nats_server: PathBuf,
-    /// `quick` (seconds, for smoke tests) or `full` (the figures in BENCHMARKS.md).
+    /// `quick` (seconds, for smoke tests), `ci` (the short fixed run ACES judges, `ci/bench.sh`) or
+    /// `full` (the figures in BENCHMARKS.md).
     #[arg(long, default_value = "full")]
     profile: String,
+    /// A baseline of ratios (`ci/perf-baseline.json`): print, as the last line, one JSON object
+    /// `{"benches": [{name, ratio, baseline, better, tolerance}]}` for the ACES perf stage.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -40,8 +46,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let profile = match args.profile.as_str() {
         "quick" => Profile::QUICK,
+        "ci" => Profile::CI,
         "full" => Profile::FULL,
-        other => anyhow::bail!("unknown profile {other:?}: quick or full"),
+        other => anyhow::bail!("unknown profile {other:?}: quick, ci or full"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,6 +57,10 @@ fn main() -> anyhow::Result<()> {
     let report = runtime.block_on(run(&args, profile))?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if let Some(path) = &args.baseline {
+        let benches = baseline::join(path, &report["ratios"])?;
+        println!("{}", json!({ "benches": benches }));
     }
     Ok(())
 }
@@ -107,6 +118,7 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     let ratios = json!({
         "connect_p99": ratio(&["connect", "p99_us"]),
         "handshake_p99": ratio(&["handshake", "p99_us"]),
+        "handshakes_per_sec": ratio(&["handshakes_per_sec"]),
         "pubsub_p50": ratio(&["pubsub", "p50_us"]),
         "pubsub_p99": ratio(&["pubsub", "p99_us"]),
         "throughput": ratio(&["throughput_per_sec"]),

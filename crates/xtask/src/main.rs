@@ -3,6 +3,7 @@
 mod ci;
 #[path = "gen.rs"]
 mod generate;
+mod transitions;
 mod verify;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ enum Command {
     Ci(ci::CiArgs),
     /// Render `state_machines/<machine>.{md,json}` from the arqon-core definitions (`--check`: fail on drift).
     Gen(generate::GenArgs),
+    /// Print the transition coverage of every arqon-core machine (fails when a row never fires).
+    Transitions,
     /// Run every stateright model and write `target/verify/report.{md,json}`.
     Verify(verify::VerifyArgs),
 }
@@ -31,6 +34,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let passed = match &cli.command {
         Command::Ci(args) => ci::run(args)?,
         Command::Gen(args) => generate::run(args)?,
+        Command::Transitions => transitions::run(),
         Command::Verify(args) => verify::run(args)?,
     };
     Ok(if passed {

@@ -185,6 +185,9 @@ pub(crate) fn error(reason: &str) -> Value {
     json!({"ran": false, "error": reason})
 }
 
+/// Reads extra figures out of a tool's output.
+pub(crate) type Figures = Box<dyn Fn(&str) -> Map<String, Value>>;
+
 /// What an external tool needs before it can run here.
 pub(crate) enum Needs {
     /// An executable on `PATH`.
@@ -207,7 +210,7 @@ pub(crate) struct Tool {
     /// Output meaning the tool is not there yet (e.g. an unimplemented `xtask` subcommand).
     pub(crate) absent_marker: Option<&'static str>,
     /// Extra figures parsed from the tool's output.
-    pub(crate) figures: fn(&str) -> Map<String, Value>,
+    pub(crate) figures: Figures,
 }
 
 impl Tool {
@@ -219,7 +222,7 @@ impl Tool {
             needs,
             full_only: false,
             absent_marker: None,
-            figures: |_| Map::new(),
+            figures: Box::new(|_| Map::new()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Judging facts with the Rego policies in `policy/` (Conftest conventions) through regorus, and
 //! running the policies' own `test_*` rules.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
@@ -15,7 +15,19 @@ pub(crate) struct Verdict {
     pub(crate) stage: String,
     pub(crate) deny: Vec<String>,
     pub(crate) warn: Vec<String>,
+    /// Checks the policies judged: they ran (or could not run at all, which denies).
+    pub(crate) judged: Vec<String>,
+    /// Checks that did not run in this tier (the policies' `not_run`), with the reason.
+    pub(crate) not_judged: Vec<(String, String)>,
     pub(crate) facts: String,
+}
+
+/// What the policies of one stage say about its facts.
+#[derive(Debug, Default)]
+pub(crate) struct Evaluation {
+    pub(crate) deny: Vec<String>,
+    pub(crate) warn: Vec<String>,
+    pub(crate) not_run: BTreeMap<String, String>,
 }
 
 /// One `test_*` rule and whether it held.
@@ -30,20 +42,42 @@ pub(crate) fn judge(policy_dir: &Path, stage: &str, facts_json: &str) -> Verdict
     let stage_file = policy_dir.join(format!("{stage}.rego"));
     let sources = [policy_dir.join(COMMON), stage_file];
     let evaluated = read_sources(&sources).and_then(|sources| evaluate(&sources, facts_json));
-    let (deny, warn) = evaluated.unwrap_or_else(|e| {
-        (
-            vec![format!(
-                "{stage}: policy could not be evaluated (fail closed): {e:#}"
-            )],
-            Vec::new(),
-        )
+    verdict(stage, evaluated, facts_json)
+}
+
+/// The verdict from an evaluation, or from the error that stopped it (fail closed).
+fn verdict(stage: &str, evaluated: Result<Evaluation>, facts_json: &str) -> Verdict {
+    let evaluation = evaluated.unwrap_or_else(|e| Evaluation {
+        deny: vec![format!(
+            "{stage}: policy could not be evaluated (fail closed): {e:#}"
+        )],
+        ..Evaluation::default()
     });
+    let judged = checks_in(facts_json)
+        .into_iter()
+        .filter(|name| !evaluation.not_run.contains_key(name))
+        .collect();
     Verdict {
         stage: stage.to_owned(),
-        deny,
-        warn,
+        deny: evaluation.deny,
+        warn: evaluation.warn,
+        judged,
+        not_judged: evaluation.not_run.into_iter().collect(),
         facts: format!("target/aces/{stage}.json"),
     }
+}
+
+/// The names of the checks in a stage's facts (`{"checks": {name: …}}`).
+fn checks_in(facts_json: &str) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(facts_json)
+        .ok()
+        .and_then(|facts| {
+            facts
+                .get("checks")
+                .and_then(serde_json::Value::as_object)
+                .map(|checks| checks.keys().cloned().collect())
+        })
+        .unwrap_or_default()
 }
 
 fn read_sources(paths: &[std::path::PathBuf]) -> Result<Vec<(String, String)>> {
@@ -57,18 +91,21 @@ fn read_sources(paths: &[std::path::PathBuf]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Evaluates `data.main.deny` and `data.main.warn` of the given policy sources against `input`.
-pub(crate) fn evaluate(
-    sources: &[(String, String)],
-    input_json: &str,
-) -> Result<(Vec<String>, Vec<String>)> {
+/// Evaluates `data.main.deny`, `data.main.warn` and `data.main.not_run` of the given policy sources
+/// against `input`.
+pub(crate) fn evaluate(sources: &[(String, String)], input_json: &str) -> Result<Evaluation> {
     let mut engine = engine_with(sources)?;
     engine
         .set_input_json(input_json)
         .context("facts are not valid JSON")?;
     let deny = messages(engine.eval_rule("data.main.deny".to_owned())?)?;
     let warn = messages(engine.eval_rule("data.main.warn".to_owned())?)?;
-    Ok((deny, warn))
+    let not_run = reasons(engine.eval_rule("data.main.not_run".to_owned())?)?;
+    Ok(Evaluation {
+        deny,
+        warn,
+        not_run,
+    })
 }
 
 fn engine_with(sources: &[(String, String)]) -> Result<Engine> {
@@ -93,6 +130,23 @@ fn messages(value: Value) -> Result<Vec<String>> {
             })
             .collect(),
         other => bail!("expected a set of messages, got {other}"),
+    }
+}
+
+/// A `not_run` rule's value: an object from check name to reason, or undefined when every check ran.
+fn reasons(value: Value) -> Result<BTreeMap<String, String>> {
+    match value {
+        Value::Undefined => Ok(BTreeMap::new()),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match (k, v) {
+                (Value::String(name), Value::String(reason)) => {
+                    Ok((name.to_string(), reason.to_string()))
+                }
+                other => bail!("a not_run entry is not a name and a reason: {other:?}"),
+            })
+            .collect(),
+        other => bail!("expected an object of reasons, got {other}"),
     }
 }
 
@@ -246,7 +300,8 @@ mod tests {
         sources
     }
 
-    // AC-ACES-12
+    // AC-ACES-12; AC-ACES-17 and AC-ACES-18: unit_test.rego and perf_test.rego plant a violation of
+    // each coverage floor and each perf rule, and these rules must see it.
     #[test]
     fn every_stage_has_a_policy_with_tests_and_all_test_rules_hold() {
         for stage in super::super::STAGES.iter().copied().chain(["common"]) {
@@ -294,17 +349,34 @@ mod tests {
     }
 
     #[test]
-    fn evaluate_returns_deny_and_warn_messages() {
+    fn evaluate_returns_deny_messages_and_the_checks_not_run() {
         let srcs = &sources("static")[..2];
         let facts = r#"{"stage":"static","full":false,"checks":{"forbidden":{"ran":true,"unwrap":[{"path":"a.rs","line":1,"text":"x.unwrap()"}],"todo":[]},"clippy":{"ran":false,"skipped":{"reason":"r"}}}}"#;
-        let (deny, warn) = evaluate(srcs, facts).unwrap();
+        let evaluation = evaluate(srcs, facts).unwrap();
         assert_eq!(
-            deny,
+            evaluation.deny,
             vec!["static: unwrap()/expect() outside tests at a.rs:1: x.unwrap()".to_owned()]
         );
-        assert!(
-            warn.iter().any(|w| w.contains("`clippy` skipped: r")),
-            "{warn:?}"
+        assert_eq!(
+            evaluation.not_run,
+            BTreeMap::from([
+                ("clippy".to_owned(), "r".to_owned()),
+                ("deny".to_owned(), "no facts recorded".to_owned()),
+                ("fmt".to_owned(), "no facts recorded".to_owned()),
+            ])
+        );
+    }
+
+    // AC-ACES-16: a check the policies saw skipped is not counted as judged.
+    #[test]
+    fn a_skipped_check_is_not_judged() {
+        let facts = r#"{"stage":"perf","full":false,"checks":{"bench":{"ran":false,"skipped":{"reason":"runs in --full"}}}}"#;
+        let verdict = verdict("perf", evaluate(&sources("perf")[..2], facts), facts);
+        assert!(verdict.deny.is_empty(), "{:?}", verdict.deny);
+        assert!(verdict.judged.is_empty());
+        assert_eq!(
+            verdict.not_judged,
+            vec![("bench".to_owned(), "runs in --full".to_owned())]
         );
     }
 }

@@ -38,14 +38,14 @@ pub(super) fn static_analysis(ctx: &Ctx, facts: &mut Facts) {
         &["fmt", "--all", "--", "--check"],
         Needs::Binary("cargo"),
     );
-    fmt.figures = |out| {
+    fmt.figures = Box::new(|out: &str| {
         let files: BTreeSet<&str> = out
             .lines()
             .filter_map(|l| l.strip_prefix("Diff in "))
             .filter_map(|l| l.split(':').next())
             .collect();
         Map::from_iter([("unformatted".to_owned(), json!(files))])
-    };
+    });
     facts.add("fmt", tool_check(ctx, &fmt));
 
     let sources = read_all(ctx, rust_sources(ctx));
@@ -85,10 +85,10 @@ pub(super) fn static_analysis(ctx: &Ctx, facts: &mut Facts) {
         &["deny", "check"],
         Needs::Binary("cargo-deny"),
     );
-    deny.figures = |out| {
+    deny.figures = Box::new(|out: &str| {
         let fetch_failed = out.contains("failed to fetch") || out.contains("advisory database");
         Map::from_iter([("advisories_ran".to_owned(), Value::Bool(!fetch_failed))])
-    };
+    });
     facts.add("deny", tool_check(ctx, &deny));
 }
 
@@ -117,35 +117,107 @@ pub(super) fn unit(ctx: &Ctx, facts: &mut Facts) {
     )
     .full_only();
     facts.add("nextest", tool_check(ctx, &nextest));
-    let mut coverage = Tool::new(
-        "coverage",
-        "cargo",
-        &[
+    facts.add("coverage", tool_check(ctx, &coverage_tool(ctx)));
+}
+
+/// Where the coverage report of `cargo llvm-cov` is written, relative to the root.
+const COVERAGE_JSON: &str = "target/aces/llvm-cov.json";
+
+/// `cargo llvm-cov`. In a shell where the tests ran instrumented (`ci/test` exports `cargo llvm-cov
+/// show-env`, so the one test build is the instrumented one), the report of that run; otherwise,
+/// in `--full`, an instrumented run of its own.
+fn coverage_tool(ctx: &Ctx) -> Tool {
+    let instrumented = std::env::var_os("CARGO_LLVM_COV_SHOW_ENV").is_some();
+    let mut args = if instrumented {
+        vec!["llvm-cov", "report"]
+    } else {
+        vec![
             "llvm-cov",
             "nextest",
+            "--workspace",
             "--locked",
-            "-p",
-            "arqon-core",
-            "-p",
-            "arqon-proto",
-            "-p",
-            "arqon-auth",
-            "--summary-only",
-            "--json",
-        ],
-        Needs::Binary("cargo-llvm-cov"),
-    )
-    .full_only();
-    coverage.figures = |out| {
-        let percent = out
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find_map(|v| v.pointer("/data/0/totals/lines/percent").cloned());
-        percent
-            .map(|p| Map::from_iter([("line_percent".to_owned(), p)]))
-            .unwrap_or_default()
+            "--no-fail-fast",
+        ]
     };
-    facts.add("coverage", tool_check(ctx, &coverage));
+    args.extend(["--json", "--summary-only", "--output-path", COVERAGE_JSON]);
+    let mut tool = Tool::new("coverage", "cargo", &args, Needs::Binary("cargo-llvm-cov"));
+    if !instrumented {
+        tool = tool.full_only();
+    }
+    let report = ctx.root.join(COVERAGE_JSON);
+    tool.figures = Box::new(move |_| {
+        std::fs::read_to_string(&report)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .map(|json| coverage_figures(&json))
+            .unwrap_or_default()
+    });
+    tool
+}
+
+/// Line coverage per workspace crate (`crates/<name>/src`, `model/src`) and in total, from the JSON
+/// export of `cargo llvm-cov --summary-only`.
+pub(crate) fn coverage_figures(report: &Value) -> Map<String, Value> {
+    let mut per_crate: std::collections::BTreeMap<String, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    let files = report
+        .pointer("/data/0/files")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for file in files {
+        let name = file.get("filename").and_then(Value::as_str).unwrap_or("");
+        let Some(krate) = crate_of(name) else {
+            continue;
+        };
+        let count = file
+            .pointer("/summary/lines/count")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let covered = file
+            .pointer("/summary/lines/covered")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let entry = per_crate.entry(krate).or_default();
+        entry.0 += covered;
+        entry.1 += count;
+    }
+    let percent = |covered: u64, count: u64| {
+        if count == 0 {
+            0.0
+        } else {
+            // Rounded to a tenth of a percent; line counts stay far below 2^52.
+            #[allow(clippy::cast_precision_loss)]
+            let p = covered as f64 * 100.0 / count as f64;
+            (p * 10.0).round() / 10.0
+        }
+    };
+    let (covered, count) = per_crate
+        .values()
+        .fold((0, 0), |(a, b), (c, n)| (a + c, b + n));
+    let crates: Map<String, Value> = per_crate
+        .into_iter()
+        .map(|(name, (c, n))| {
+            (
+                name,
+                json!({"lines": n, "covered": c, "percent": percent(c, n)}),
+            )
+        })
+        .collect();
+    Map::from_iter([
+        ("line_percent".to_owned(), json!(percent(covered, count))),
+        ("crates".to_owned(), Value::Object(crates)),
+    ])
+}
+
+/// The workspace crate a source file belongs to: `…/crates/<name>/src/…` or `…/model/src/…`.
+fn crate_of(filename: &str) -> Option<String> {
+    let path = filename.replace('\\', "/");
+    if let Some((_, rest)) = path.rsplit_once("/crates/") {
+        let (name, inner) = rest.split_once('/')?;
+        return inner.starts_with("src/").then(|| name.to_owned());
+    }
+    path.contains("/model/src/")
+        .then(|| "arqon-model".to_owned())
 }
 
 pub(super) fn observability(ctx: &Ctx, facts: &mut Facts) {
@@ -173,4 +245,32 @@ pub(super) fn observability(ctx: &Ctx, facts: &mut Facts) {
         .flat_map(|(p, t)| scan::spans(p, t))
         .collect();
     facts.add("spans", ran(json!({"names": spans})));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, covered: u64, count: u64) -> Value {
+        json!({"filename": name, "summary": {"lines": {"count": count, "covered": covered}}})
+    }
+
+    // AC-ACES-17: the figures the floors of policy/unit.rego read.
+    #[test]
+    fn coverage_is_summed_per_workspace_crate() {
+        let report = json!({"data": [{"files": [
+            file("/w/crates/arqon-core/src/session.rs", 90, 100),
+            file("/w/crates/arqon-core/src/lease.rs", 10, 20),
+            file("/w/crates/arqon-shield/src/conn.rs", 3, 4),
+            file("/w/crates/arqon-shield/tests/it/x.rs", 0, 50),
+            file("/w/model/src/suite.rs", 1, 2),
+        ]}]});
+        let figures = coverage_figures(&report);
+        assert_eq!(figures["crates"]["arqon-core"]["percent"], json!(83.3));
+        assert_eq!(figures["crates"]["arqon-core"]["lines"], json!(120));
+        assert_eq!(figures["crates"]["arqon-shield"]["percent"], json!(75.0));
+        assert_eq!(figures["crates"]["arqon-model"]["covered"], json!(1));
+        assert!(figures["crates"].get("x").is_none());
+        assert_eq!(figures["line_percent"], json!(82.5));
+    }
 }
