@@ -1,11 +1,13 @@
-//! Test harness: real nats-server processes and clusters, a delaying TCP proxy, a JWT issuer with JWKS, and a WebSocket test client.
+//! Test harness: real nats-server processes and clusters, a delaying TCP proxy, a round-robin TCP load balancer, a JWT issuer with JWKS, and a WebSocket test client.
 
+mod balancer;
 mod jwt;
 mod nats;
 mod otlp;
 mod proxy;
 mod ws;
 
+pub use balancer::Balancer;
 pub use jwt::{DEFAULT_SEED, JwtIssuer, unix_now};
 pub use nats::{DEFAULT_NATS_SERVER, NatsCluster, NatsOptions, NatsServer};
 pub use otlp::{OtlpReceiver, ReceivedSpan};

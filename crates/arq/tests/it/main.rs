@@ -10,6 +10,8 @@ mod cli_help;
 mod cli_policy;
 mod cli_serve;
 #[cfg(unix)]
+mod deploy_sim;
+#[cfg(unix)]
 mod dev_stack;
 mod obs_serve;
 #[cfg(target_os = "linux")]

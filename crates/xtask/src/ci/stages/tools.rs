@@ -161,7 +161,7 @@ pub(super) fn chaos(ctx: &Ctx, facts: &mut Facts) {
 pub(super) fn deploy(ctx: &Ctx, facts: &mut Facts) {
     facts.add(
         "simulation",
-        tool_check(ctx, &script("simulation", "ci/deploy_sim.sh").full_only()),
+        tool_check(ctx, &script("simulation", "ci/deploy_sim.sh")),
     );
 }
 
