@@ -40,6 +40,25 @@ fn upgrade_headers(token: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Writes `<dir>/<name>.toml`: `sections` (everything but auth and telemetry), then an `[auth]`
+/// section trusting `jwks` with the dev issuer and audience, and warn-level logs.
+pub(crate) fn write_node_config(
+    dir: &std::path::Path,
+    name: &str,
+    sections: &str,
+    jwks: &std::path::Path,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "{sections}\n[auth]\njwks_file = \"{jwks}\"\nissuer = \"{iss}\"\naudience = \"{aud}\"\n\n[telemetry]\nlog_level = \"warn\"\n",
+        jwks = jwks.display(),
+        iss = arqon_auth::DEV_ISSUER,
+        aud = arqon_auth::DEV_AUDIENCE,
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
 /// Kills the child on drop, so a failing test leaves no process behind.
 pub(crate) struct Guard(pub(crate) Option<Child>);
 

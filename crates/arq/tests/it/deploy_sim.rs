@@ -15,7 +15,7 @@ use arqon_client::{Backoff, BusClient, Event};
 use arqon_testkit::{Balancer, JwtIssuer, NatsServer};
 use tokio::task::JoinSet;
 
-use crate::cli_serve::{Served, serve, terminate};
+use crate::cli_serve::{Served, serve, terminate, write_node_config};
 
 const NODES: usize = 3;
 /// Clients, all in one room; client 0 publishes each round.
@@ -28,32 +28,19 @@ const WAIT: Duration = Duration::from_mins(1);
 const ROLLBACK_BUDGET: Duration = Duration::from_secs(10);
 
 fn write_config(dir: &Path, index: usize, port: u16, nats_url: &str, jwks: &Path) -> PathBuf {
-    let path = dir.join(format!("node-{index}.toml"));
-    let text = format!(
+    let sections = format!(
         r#"[node]
 id = "deploy-{index}"
 listen = "127.0.0.1:{port}"
 dev = true
 drain_timeout = "5s"
 
-[auth]
-jwks_file = "{jwks}"
-issuer = "{iss}"
-audience = "{aud}"
-
 [spine]
 kind = "nats"
 nats_urls = ["{nats_url}"]
-
-[telemetry]
-log_level = "warn"
-"#,
-        jwks = jwks.display(),
-        iss = arqon_auth::DEV_ISSUER,
-        aud = arqon_auth::DEV_AUDIENCE,
+"#
     );
-    std::fs::write(&path, text).expect("write config");
-    path
+    write_node_config(dir, &format!("node-{index}"), &sections, jwks)
 }
 
 /// The status of `GET /readyz` on `addr`, or `None` while nothing answers.

@@ -10,7 +10,7 @@ use arqon_client::{Backoff, BusClient, ClientError, Event};
 use arqon_testkit::JwtIssuer;
 use tokio::task::JoinSet;
 
-use crate::cli_serve::{Served, serve};
+use crate::cli_serve::{Served, serve, write_node_config};
 use crate::dev_stack::{get, sample};
 
 const CLIENTS: usize = 10_000;
@@ -27,17 +27,11 @@ const ACCEPT_BURST: u32 = 200;
 const WAIT: Duration = Duration::from_mins(4);
 
 fn write_config(dir: &Path, port: u16, jwks: &Path) -> std::path::PathBuf {
-    let path = dir.join("storm-node.toml");
-    let text = format!(
+    let sections = format!(
         r#"[node]
 id = "storm"
 listen = "127.0.0.1:{port}"
 dev = true
-
-[auth]
-jwks_file = "{jwks}"
-issuer = "{iss}"
-audience = "{aud}"
 
 [limits]
 max_connections = 12000
@@ -50,16 +44,9 @@ max_connections_per_user = 200
 [session]
 heartbeat_interval = "30s"
 idle_timeout = "300s"
-
-[telemetry]
-log_level = "warn"
-"#,
-        jwks = jwks.display(),
-        iss = arqon_auth::DEV_ISSUER,
-        aud = arqon_auth::DEV_AUDIENCE,
+"#
     );
-    std::fs::write(&path, text).expect("write config");
-    path
+    write_node_config(dir, "storm-node", &sections, jwks)
 }
 
 /// The node's `/metrics` page.
