@@ -29,6 +29,15 @@ pub(crate) const STAGES: [&str; 12] = [
     "deploy",
 ];
 
+/// The order facts are collected in: pipeline order, except `build` last. Its `repro` check cleans
+/// and rebuilds `arq`, which would take away the binaries the coverage report maps profiles to
+/// and the test binaries the deploy simulation runs. Verdicts are reported in pipeline order.
+fn collection_order<'a>(selected: &[&'a str]) -> Vec<&'a str> {
+    let mut order: Vec<&str> = selected.iter().copied().filter(|s| *s != "build").collect();
+    order.extend(selected.iter().copied().filter(|s| *s == "build"));
+    order
+}
+
 /// Arguments of `cargo xtask ci`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CiArgs {
@@ -90,13 +99,14 @@ pub(crate) fn run(args: &CiArgs) -> Result<bool> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let started = std::time::Instant::now();
     let mut verdicts = Vec::new();
-    for stage in selected {
+    for stage in collection_order(&selected) {
         let facts = stages::collect(&ctx, stage);
         let path = out_dir.join(format!("{stage}.json"));
         let text = serde_json::to_string_pretty(&facts)?;
         std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
         verdicts.push(policy::judge(&policy_dir, stage, &text));
     }
+    verdicts.sort_by_key(|v| STAGES.iter().position(|s| *s == v.stage));
     let table = report::table(&verdicts);
     print!("{table}");
     let report_path = out_dir.join("report.md");
@@ -105,4 +115,19 @@ pub(crate) fn run(args: &CiArgs) -> Result<bool> {
         .with_context(|| format!("writing {}", report_path.display()))?;
     println!("facts and report: {}", out_dir.display());
     Ok(verdicts.iter().all(|v| v.deny.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_is_collected_last_and_the_rest_in_pipeline_order() {
+        let order = collection_order(&STAGES);
+        assert_eq!(order.last(), Some(&"build"));
+        assert_eq!(order.len(), STAGES.len());
+        assert_eq!(&order[..3], &["spec", "schema", "static"]);
+        assert_eq!(order[3], "unit");
+        assert_eq!(collection_order(&["perf", "unit"]), vec!["perf", "unit"]);
+    }
 }
