@@ -14,7 +14,8 @@ use anyhow::{Context as _, bail};
 use arqon_config::{Config, SpineKind};
 use serde::{Deserialize, Serialize};
 
-use crate::cmd_status::{http_get, parse_duration};
+use crate::args::parse_duration;
+use crate::http_get::http_get;
 
 /// Where `arq dev` keeps its state, configs and logs by default.
 pub(crate) const DEFAULT_DIR: &str = ".arqon/dev";

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use arqon_config::{Config, JwksSource};
 use arqon_shield::Node;
 
-use crate::Color;
+use crate::args::Color;
 
 /// Arguments of `arq serve`.
 #[derive(Debug, clap::Args)]

@@ -3,21 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::net::{TcpStream, ToSocketAddrs as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::Color;
+use crate::args::{Color, parse_duration};
 use crate::cmd_dev::{DEFAULT_DIR, Kind, State};
-
-/// The most of a response body `status` reads (a `/metrics` page is a few KiB).
-const MAX_BODY: u64 = 4 * 1024 * 1024;
+use crate::http_get::http_get;
 
 /// Arguments of `arq status`.
 #[derive(Debug, clap::Args)]
@@ -43,90 +40,6 @@ pub(crate) struct StatusArgs {
     /// Timeout of each HTTP request.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     timeout: Duration,
-}
-
-/// Parses `500ms`, `2s`, `1m` with the config's duration grammar.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let parsed: arqon_config::Duration = text.parse().map_err(|error| format!("{error}"))?;
-    Ok(parsed.get())
-}
-
-/// An HTTP response: status code and body.
-#[derive(Debug)]
-pub(crate) struct HttpResponse {
-    pub(crate) status: u16,
-    pub(crate) body: String,
-}
-
-/// A bounded HTTP/1.1 GET of an `http://host:port/path` URL (no TLS), reading at most 4 MiB.
-pub(crate) fn http_get(url: &str, timeout: Duration) -> anyhow::Result<HttpResponse> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("{url}: only http:// URLs are supported"))?;
-    let (authority, path) = rest.find('/').map_or((rest, "/"), |at| rest.split_at(at));
-    let addr = authority
-        .to_socket_addrs()
-        .with_context(|| format!("{url}: cannot resolve {authority}"))?
-        .next()
-        .with_context(|| format!("{url}: {authority} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("GET {url}: cannot connect"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .with_context(|| format!("GET {url}: cannot send the request"))?;
-    let mut raw = Vec::new();
-    stream
-        .take(MAX_BODY)
-        .read_to_end(&mut raw)
-        .with_context(|| format!("GET {url}: cannot read the response"))?;
-    parse_response(&raw).with_context(|| format!("GET {url}"))
-}
-
-/// Splits an HTTP/1.1 response into status and body (decoding a chunked body).
-fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("the response has no header end")?;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse::<u16>().ok())
-        .context("the response has no status line")?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.trim().eq_ignore_ascii_case("chunked")
-        })
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok(HttpResponse { status, body })
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-        else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].strip_prefix("\r\n").unwrap_or(&rest[size..]);
-    }
-    out
 }
 
 /// Integer samples of a Prometheus text page, summed over labels, by metric name.
@@ -699,18 +612,6 @@ mod tests {
         assert_eq!(metrics.get(CONNECTIONS), Some(&2));
         assert_eq!(metrics.get(SPINE_ERRORS), Some(&3));
         assert_eq!(metrics.get("h_sum"), None);
-    }
-
-    #[test]
-    fn responses_parse_with_and_without_chunking() {
-        let plain = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
-        assert_eq!((plain.status, plain.body.as_str()), (200, "ok"));
-        let chunked = parse_response(
-            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnot \r\n5\r\nready\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((chunked.status, chunked.body.as_str()), (503, "not ready"));
-        assert!(parse_response(b"garbage").is_err());
     }
 
     #[test]

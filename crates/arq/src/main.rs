@@ -4,6 +4,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod admin_http;
+mod args;
 mod cmd_auth;
 mod cmd_config;
 mod cmd_dev;
@@ -11,11 +12,14 @@ mod cmd_gov;
 mod cmd_policy;
 mod cmd_serve;
 mod cmd_status;
+mod http_get;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
+
+use crate::args::Color;
 
 /// mimalloc's per-thread free lists make the message path's many small, short-lived allocations
 /// cheaper than glibc's malloc: 25 % more deliveries per second in `arqon-bench` (`BENCHMARKS.md`).
@@ -38,23 +42,6 @@ struct Cli {
     color: Color,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Color {
-    Auto,
-    Always,
-    Never,
-}
-
-impl Color {
-    fn clap(self) -> clap::ColorChoice {
-        match self {
-            Self::Auto => clap::ColorChoice::Auto,
-            Self::Always => clap::ColorChoice::Always,
-            Self::Never => clap::ColorChoice::Never,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 //! ([`ConfigError`], [`Problem`]). Relative paths in the file are relative to the working directory.
 //! See `specs/config.md`.
 
+mod config;
 mod locate;
 mod sections;
 mod units;
@@ -15,9 +16,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
+pub use config::Config;
 pub use sections::{
     AdminConfig, AuditKind, AuthConfig, GovernanceConfig, LimitsConfig, LogFormat, NodeConfig,
     PolicyChain, PolicyConfig, PresenceConfig, Rate, RolloutDefaults, SessionConfig, SpineConfig,
@@ -26,35 +25,6 @@ pub use sections::{
 pub use units::{ByteSize, Duration, UnitError};
 
 use locate::Locator;
-
-/// A node's whole configuration: the contents of `arqon.toml`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// This node.
-    pub node: NodeConfig,
-    /// TLS material; required unless `node.dev = true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
-    /// Token verification.
-    pub auth: AuthConfig,
-    /// The message backbone.
-    pub spine: SpineConfig,
-    /// Admission, buffers and per-tenant limits.
-    pub limits: LimitsConfig,
-    /// Per-connection liveness.
-    pub session: SessionConfig,
-    /// Presence replication timing.
-    pub presence: PresenceConfig,
-    /// Wasm policy chains.
-    pub policy: PolicyConfig,
-    /// Governance rules and audit.
-    pub governance: GovernanceConfig,
-    /// Logs, traces, metrics.
-    pub telemetry: TelemetryConfig,
-    /// The admin API.
-    pub admin: AdminConfig,
-}
 
 /// One thing wrong with a configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::fmt::Display;
 
 use arqon_proto::names::TenantId;
 
-use crate::Config;
+use crate::config::Config;
 use crate::locate::KeyPath;
 use crate::sections::{AuditKind, Rate, SpineKind, TenantLimits, TenantLimitsOverride};
 use crate::units::{ByteSize, Duration};

@@ -10,7 +10,8 @@ use arqon_policy_sdk::abi::Input;
 
 use crate::host::PolicyHost;
 use crate::metrics::{MetricsSnapshot, PolicyMetrics};
-use crate::policy::{LoadError, Policy, sha256_hex};
+use crate::policy::{Policy, sha256_hex};
+use crate::verdict::LoadError;
 use crate::verdict::{Block, BlockReason, PolicyFailure, Verdict};
 
 /// One link of a chain.

@@ -26,7 +26,8 @@ pub use metrics::{
     LATENCY_BOUNDS_US, LATENCY_METRIC, MetricsSnapshot, PolicyMetrics, VERDICTS_METRIC,
     VerdictCount,
 };
-pub use policy::{LoadError, PROBE, Policy, sha256_hex};
+pub use policy::{PROBE, Policy, sha256_hex};
+pub use verdict::LoadError;
 pub use verdict::{
     AbiViolation, BLOCKED_MESSAGE, Block, BlockReason, MemoryFailure, PolicyCode, PolicyFailure,
     Verdict,

@@ -15,7 +15,7 @@ use wasmtime::{
 };
 
 use crate::host::{PolicyHost, Shared, StoreLimits};
-use crate::verdict::{AbiViolation, BlockReason, MemoryFailure, PolicyCode, PolicyFailure};
+use crate::verdict::{AbiViolation, BlockReason, LoadError, MemoryFailure, PolicyFailure};
 
 /// The message every module must allow before it may enter a chain.
 pub const PROBE: Input<'static> = Input {
@@ -25,64 +25,6 @@ pub const PROBE: Input<'static> = Input {
     headers: &[("message_id", "selftest")],
     payload: b"arqon policy self-test: hello",
 };
-
-/// Why a module was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LoadError {
-    /// The bytes are neither a valid Wasm module nor WAT text, or cannot be linked.
-    #[error("module does not compile: {0}")]
-    Compile(String),
-    /// The module imports something; policies may import nothing.
-    #[error("module imports {module}::{name}; policies may import nothing")]
-    Import {
-        /// Import module name.
-        module: String,
-        /// Import field name.
-        name: String,
-    },
-    /// A required export is absent.
-    #[error("missing export `{0}`")]
-    MissingExport(&'static str),
-    /// A required export has the wrong type.
-    #[error("export `{name}` is {found}, expected {expected}")]
-    WrongExportType {
-        /// The export.
-        name: &'static str,
-        /// The type the ABI requires.
-        expected: &'static str,
-        /// The type found.
-        found: String,
-    },
-    /// `arqon_policy_abi_version` returned another version.
-    #[error("module speaks ABI version {found}, the host speaks {ABI_VERSION}")]
-    AbiVersion {
-        /// The version the module returned.
-        found: i32,
-    },
-    /// The module did not allow the self-test probe.
-    #[error("self-test failed: {0:?}")]
-    SelfTest(BlockReason),
-}
-
-impl LoadError {
-    /// The error code of this refusal: `POLICY_ABI` for ABI breaks, the failure's code when the
-    /// self-test failed, else `POLICY_LOAD`.
-    pub fn code(&self) -> PolicyCode {
-        match self {
-            LoadError::Import { .. }
-            | LoadError::MissingExport(_)
-            | LoadError::WrongExportType { .. }
-            | LoadError::AbiVersion { .. } => PolicyCode::Abi,
-            LoadError::SelfTest(BlockReason::Failure(failure)) => failure.code(),
-            LoadError::Compile(_) | LoadError::SelfTest(BlockReason::Policy(_)) => PolicyCode::Load,
-        }
-    }
-
-    /// The stable error code name.
-    pub fn code_name(&self) -> &'static str {
-        self.code().name()
-    }
-}
 
 /// A compiled, checked and self-tested policy module.
 pub struct Policy {

@@ -1,4 +1,5 @@
-//! Verdicts and failures: what a chain decided about a message, and the stable code name of every block.
+//! Verdicts and failures: what a chain decided about a message, why a module was refused, and the
+//! stable code name of every block.
 //!
 //! Every failure is a block (fail closed). The code names match the `ErrorCode` values of the
 //! `arqon.v1` contract without depending on `arqon-proto`: `POLICY_BLOCKED`, `POLICY_TRAP`,
@@ -6,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::policy::LoadError;
+use arqon_policy_sdk::abi::ABI_VERSION;
 
 /// The only text a sender ever sees for a blocked message.
 pub const BLOCKED_MESSAGE: &str = "Message blocked by policy";
@@ -221,5 +222,63 @@ impl Verdict {
     /// The error code name to send back, `None` on allow.
     pub fn code_name(&self) -> Option<&'static str> {
         self.code().map(PolicyCode::name)
+    }
+}
+
+/// Why a module was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are neither a valid Wasm module nor WAT text, or cannot be linked.
+    #[error("module does not compile: {0}")]
+    Compile(String),
+    /// The module imports something; policies may import nothing.
+    #[error("module imports {module}::{name}; policies may import nothing")]
+    Import {
+        /// Import module name.
+        module: String,
+        /// Import field name.
+        name: String,
+    },
+    /// A required export is absent.
+    #[error("missing export `{0}`")]
+    MissingExport(&'static str),
+    /// A required export has the wrong type.
+    #[error("export `{name}` is {found}, expected {expected}")]
+    WrongExportType {
+        /// The export.
+        name: &'static str,
+        /// The type the ABI requires.
+        expected: &'static str,
+        /// The type found.
+        found: String,
+    },
+    /// `arqon_policy_abi_version` returned another version.
+    #[error("module speaks ABI version {found}, the host speaks {ABI_VERSION}")]
+    AbiVersion {
+        /// The version the module returned.
+        found: i32,
+    },
+    /// The module did not allow the self-test probe.
+    #[error("self-test failed: {0:?}")]
+    SelfTest(BlockReason),
+}
+
+impl LoadError {
+    /// The error code of this refusal: `POLICY_ABI` for ABI breaks, the failure's code when the
+    /// self-test failed, else `POLICY_LOAD`.
+    pub fn code(&self) -> PolicyCode {
+        match self {
+            LoadError::Import { .. }
+            | LoadError::MissingExport(_)
+            | LoadError::WrongExportType { .. }
+            | LoadError::AbiVersion { .. } => PolicyCode::Abi,
+            LoadError::SelfTest(BlockReason::Failure(failure)) => failure.code(),
+            LoadError::Compile(_) | LoadError::SelfTest(BlockReason::Policy(_)) => PolicyCode::Load,
+        }
+    }
+
+    /// The stable error code name.
+    pub fn code_name(&self) -> &'static str {
+        self.code().name()
     }
 }

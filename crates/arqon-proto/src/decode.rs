@@ -12,7 +12,7 @@ use std::fmt;
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::PROTOCOL_VERSION;
+use crate::contract::PROTOCOL_VERSION;
 use crate::error::ProtocolError;
 use crate::names::RoomName;
 use crate::v1::{

@@ -41,6 +41,7 @@
 //! ```
 
 pub mod close;
+mod contract;
 pub mod decode;
 pub mod error;
 pub mod names;
@@ -63,17 +64,10 @@ pub mod v1 {
 mod redact;
 
 pub use close::CloseCode;
+pub use contract::{FILE_DESCRIPTOR_SET, PROTOCOL_VERSION};
 pub use decode::{
     ClientCommand, ClientEnvelope, ClientHeader, Frame, FrameLimits, GovernanceCommand,
     SecretToken, TraceContext, body_name, decode_client_frame, decode_envelope, refused_header,
 };
 pub use error::ProtocolError;
 pub use outbound::{Stamp, encode_envelope};
-
-/// The MAJOR version of the wire contract this crate speaks (`Header.protocol_version`).
-pub const PROTOCOL_VERSION: u32 = 1;
-
-/// The encoded `google.protobuf.FileDescriptorSet` of `arqon.v1` (with source info), for
-/// reflection and canonical JSON rendering.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/arqon_v1_descriptor.bin"));

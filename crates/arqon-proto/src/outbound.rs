@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::PROTOCOL_VERSION;
+use crate::contract::PROTOCOL_VERSION;
 use crate::decode::ClientHeader;
 use crate::error::ProtocolError;
 use crate::names::{RoomName, TenantId, UserId};

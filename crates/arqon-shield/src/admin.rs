@@ -9,26 +9,25 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arqon_auth::Claims;
 use arqon_brain::audit_log::AuditLogError;
 use arqon_brain::governance::Applied;
-use arqon_core::audit::AuditRecord;
 use arqon_core::governance::{GovRole, Principal, rollout_to_wire};
 use arqon_core::rollout::{RolloutConfig, RolloutPhase};
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::TenantId;
 use arqon_proto::v1::{self, enforce::Action};
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::node::{Shared, now_us};
+use crate::admin_caller::{Caller, Refusal, own_tenant, problem, records_json, require_operator};
+use crate::state::Shared;
 
 /// The admin routes, behind the token check. Add another area's routes with `.merge(...)` before
 /// the `route_layer`.
@@ -67,64 +66,6 @@ fn governance_routes() -> Router<Arc<Shared>> {
 
 /// What a handler answers: a response, or a refusal (also a response).
 type Answer = Result<Response, Refusal>;
-
-pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Refusal {
-    Refusal(Box::new(
-        (status, Json(json!({ "error": message.into() }))).into_response(),
-    ))
-}
-
-/// The caller of an admin route: a verified token with role `admin` or `operator`.
-#[derive(Clone, Debug)]
-pub(crate) struct Caller(pub(crate) Claims);
-
-/// 401 without a verifiable bearer token, 403 for any other role; the claims go to the handler.
-async fn require_operator(
-    State(shared): State<Arc<Shared>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let verified = arqon_auth::extract_token(bearer, None).and_then(|presented| {
-        shared
-            .verifier
-            .verify(presented.token, now_us() / 1_000_000)
-    });
-    let claims = match verified {
-        Ok(claims) => claims,
-        Err(error) => {
-            shared.metrics.auth_failures.inc(error.reason());
-            return problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
-                .into_response();
-        }
-    };
-    if !GovRole::from_claim(claims.role.as_str()).may_administer() {
-        return problem(StatusCode::FORBIDDEN, "role admin or operator required").into_response();
-    }
-    request.extensions_mut().insert(Caller(claims));
-    next.run(request).await
-}
-
-/// A refused admin request, as its response.
-pub(crate) struct Refusal(Box<Response>);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        *self.0
-    }
-}
-
-/// The path's tenant, which must be the caller's own (a token never reaches another tenant).
-pub(crate) fn own_tenant(caller: &Caller, tenant: &str) -> Result<TenantId, Refusal> {
-    match TenantId::parse(tenant) {
-        Ok(tenant) if tenant == caller.0.tenant => Ok(tenant),
-        Ok(_) => Err(problem(StatusCode::FORBIDDEN, "not the token's tenant")),
-        Err(_) => Err(problem(StatusCode::BAD_REQUEST, "invalid tenant id")),
-    }
-}
 
 async fn served(shared: &Shared, caller: &Caller, tenant: &str) -> Result<TenantId, Refusal> {
     let tenant = own_tenant(caller, tenant)?;
@@ -382,13 +323,6 @@ async fn enforce(
         GovernanceCommand::Enforce(enforce),
     )
     .await
-}
-
-pub(crate) fn records_json(records: &[AuditRecord]) -> Vec<Value> {
-    records
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-        .collect()
 }
 
 /// `GET …/audit`: the tenant's chain as stored (unverified).

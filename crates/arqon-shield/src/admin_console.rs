@@ -18,8 +18,8 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
-use crate::admin::{Caller, Refusal, own_tenant, problem, records_json};
-use crate::node::Shared;
+use crate::admin_caller::{Caller, Refusal, own_tenant, problem, records_json};
+use crate::state::Shared;
 
 /// `GET /admin/v1/whoami`, `GET /admin/v1/node` and the tenant routes below
 /// `/admin/v1/tenants/{tenant}/`: `connections`, `rooms`, `audit`.

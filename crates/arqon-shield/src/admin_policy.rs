@@ -21,8 +21,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::Caller;
-use crate::node::{Shared, now_us};
+use crate::admin_caller::Caller;
+use crate::clock::now_us;
+use crate::state::Shared;
 
 /// Longest module name a deploy may give.
 const MAX_NAME: usize = 128;

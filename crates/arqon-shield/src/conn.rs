@@ -24,10 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::clock::now_us;
 use crate::hooks::{PresenceHook as _, PresenceMember};
 use crate::hub::{Outbox, SlowSignal};
 use crate::metrics::{dec, inc};
-use crate::node::{IdentityGuard, Shared, SlotGuard, now_us};
+use crate::state::{IdentityGuard, Shared, SlotGuard};
 
 /// How long a closing session waits for its writer to flush before dropping the socket.
 const WRITER_GRACE: Duration = Duration::from_secs(2);

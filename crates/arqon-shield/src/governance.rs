@@ -30,10 +30,10 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use crate::clock::now_us;
 use crate::error::ShieldError;
 use crate::hub::Outbox;
 use crate::metrics::{Metrics, inc};
-use crate::node::now_us;
 
 /// How often the control planes advance their rollouts.
 const TICK: Duration = Duration::from_secs(1);

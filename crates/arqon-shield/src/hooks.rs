@@ -9,6 +9,8 @@ use arqon_core::session::PolicyVerdict;
 use arqon_proto::names::{RoomName, TenantId, UserId};
 use bytes::Bytes;
 
+use crate::policy::WasmPolicy;
+
 /// Who joined or left a room, as presence sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PresenceMember {
@@ -46,8 +48,25 @@ pub trait PolicyHook: Send + Sync + 'static {
     ) -> PolicyVerdict;
 
     /// The Wasm policy chains behind this hook, when they take deploys (the admin API).
-    fn wasm(&self) -> Option<&crate::policy::WasmPolicy> {
+    fn wasm(&self) -> Option<&WasmPolicy> {
         None
+    }
+}
+
+/// The Wasm chains decide, and take deploys.
+impl PolicyHook for WasmPolicy {
+    fn check(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        room: &RoomName,
+        payload: &Bytes,
+    ) -> PolicyVerdict {
+        WasmPolicy::check(self, tenant, user, room, payload)
+    }
+
+    fn wasm(&self) -> Option<&WasmPolicy> {
+        Some(self)
     }
 }
 

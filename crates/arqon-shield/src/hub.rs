@@ -133,7 +133,7 @@ impl Hub {
                         queued += 1;
                     }
                 }
-                delivery.finish(&metrics.obs, members.len(), queued, crate::node::now_us());
+                delivery.finish(&metrics.obs, members.len(), queued, crate::clock::now_us());
             }
         });
         inc(&self.metrics.rooms_subscribed);

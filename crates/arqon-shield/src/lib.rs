@@ -7,9 +7,12 @@
 //! [`arqon_core::limits`]. Rooms fan out through one spine subscription per room per node.
 
 mod admin;
+mod admin_caller;
 mod admin_console;
 mod admin_policy;
+mod clock;
 mod conn;
+mod counters;
 mod error;
 mod governance;
 mod hooks;
@@ -18,12 +21,14 @@ mod metrics;
 mod node;
 mod policy;
 mod presence;
+mod state;
 pub mod telemetry;
 mod tls;
 
+pub use counters::LabelledCounter;
 pub use error::ShieldError;
 pub use governance::{Governance, GovernanceMetrics, audit_store, rules as governance_rules};
 pub use hooks::{AllowAll, Hooks, NoPresence, PolicyHook, PresenceHook, PresenceMember};
-pub use metrics::{LabelledCounter, Metrics};
+pub use metrics::Metrics;
 pub use node::{Node, admission_config, connect_spine, session_config};
 pub use policy::{DEPLOY_OUTCOMES, DEPLOYS_METRIC, PolicyDeployError, WasmPolicy};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arqon_auth::{AuthError, Jwks, Verifier};
 use arqon_config::{Config, JwksSource, SpineKind};
@@ -15,7 +15,7 @@ use arqon_core::session::{
     SessionState,
 };
 use arqon_proto::FrameLimits;
-use arqon_proto::names::{TenantId, UserId};
+use arqon_proto::names::TenantId;
 use arqon_spine::{EmbeddedSpine, NatsConfig, NatsSpine, Spine};
 use axum::Router;
 use axum::extract::State;
@@ -27,6 +27,7 @@ use axum::serve::ListenerExt as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::clock::now_us;
 use crate::conn::{self, Accepted};
 use crate::error::ShieldError;
 use crate::governance::Governance;
@@ -34,6 +35,7 @@ use crate::hooks::Hooks;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::policy::WasmPolicy;
+use crate::state::{IdentityGuard, Settings, Shared, SlotGuard};
 use crate::telemetry::outcome;
 use crate::tls;
 
@@ -47,86 +49,6 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// out in one `send` (the writer flushes whenever its queue runs empty, so nothing waits for the
 /// buffer to fill). Zero would write every frame with its own syscall.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-
-/// Now, in µs since the Unix epoch. The shell reads the clock; the machine only sees the value.
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-/// Settings the drivers read, derived once from the configuration.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) node_id: String,
-    pub(crate) frame_limits: FrameLimits,
-    pub(crate) outbound_queue: usize,
-    pub(crate) drain_timeout: Duration,
-    pub(crate) reconnect_after: Duration,
-    pub(crate) leeway_us: u64,
-}
-
-/// State shared by the routes and every session of a node.
-pub(crate) struct Shared {
-    pub(crate) settings: Settings,
-    pub(crate) machine: SessionMachine,
-    pub(crate) verifier: Verifier,
-    pub(crate) admission: Mutex<Admission>,
-    pub(crate) hub: Hub,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) hooks: Hooks,
-    /// Presence: the Brain's driver, delivering to this node's hub.
-    pub(crate) presence: crate::presence::NodePresence,
-    pub(crate) drain: watch::Sender<Option<u64>>,
-    /// The governance control plane and its `gov.down` fan-out.
-    pub(crate) governance: Arc<Governance>,
-    draining: AtomicBool,
-    sessions: AtomicU64,
-    sessions_gone: Notify,
-    next_session: AtomicU64,
-}
-
-impl Shared {
-    /// A token's `exp` (seconds) as the session's expiry in µs, leeway included.
-    pub(crate) fn expiry_us(&self, exp_secs: u64) -> u64 {
-        exp_secs
-            .saturating_mul(1_000_000)
-            .saturating_add(self.settings.leeway_us)
-    }
-
-    fn limits_for(&self, tenant: &TenantId) -> TenantLimits {
-        self.admission
-            .lock()
-            .map_or_else(|_| TenantLimits::default(), |a| a.limits_for(tenant))
-    }
-}
-
-/// Holds a node connection slot; released on drop.
-pub(crate) struct SlotGuard(Arc<Shared>);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        if let Ok(mut admission) = self.0.admission.lock() {
-            admission.release_connection();
-        }
-        if self.0.sessions.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.sessions_gone.notify_waiters();
-        }
-    }
-}
-
-/// Holds a tenant/user connection count; released on drop.
-pub(crate) struct IdentityGuard(Option<(Arc<Shared>, TenantId, UserId)>);
-
-impl Drop for IdentityGuard {
-    fn drop(&mut self) {
-        if let Some((shared, tenant, user)) = self.0.take()
-            && let Ok(mut admission) = shared.admission.lock()
-        {
-            admission.release_identity(&tenant, &user);
-        }
-    }
-}
 
 fn core_rate(rate: arqon_config::Rate) -> Rate {
     Rate {
@@ -270,7 +192,7 @@ impl Node {
             verifier,
             admission: Mutex::new(Admission::new(admission_config(&config), now)),
             presence: crate::presence::NodePresence::start(&config, Arc::clone(&spine)),
-            hub: Hub::new(spine, Arc::clone(&metrics)),
+            hub: Arc::new(Hub::new(spine, Arc::clone(&metrics))),
             metrics,
             hooks,
             drain,
@@ -280,7 +202,7 @@ impl Node {
             sessions_gone: Notify::new(),
             next_session: AtomicU64::new(session_seed(&config.node.id, now)),
         });
-        shared.presence.bind(&shared);
+        shared.presence.bind(&shared.hub);
         let mut router = Router::new()
             .route("/v1/socket", get(socket))
             .route("/healthz", get(|| async { "ok" }))

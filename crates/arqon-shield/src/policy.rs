@@ -1,4 +1,4 @@
-//! The Wasm policy chain (`arqon-policy`) behind the Shield's [`PolicyHook`], loaded from `[policy]`
+//! The Wasm policy chain (`arqon-policy`) behind the Shield's [`crate::hooks::PolicyHook`], loaded from `[policy]`
 //! and hot-reloaded through the admin API (`admin_policy.rs`).
 //!
 //! Loading fails closed: a module that cannot be read or compiled stays in its chain as an entry
@@ -22,7 +22,6 @@ use arqon_proto::v1;
 use bytes::Bytes;
 
 use crate::error::ShieldError;
-use crate::hooks::PolicyHook;
 
 /// The metric counting deploys by outcome (`ok`, or the refusal's reason: `load`, `abi`, …).
 pub const DEPLOYS_METRIC: &str = "arqonbus.policy.deploys";
@@ -265,8 +264,9 @@ pub(crate) fn client_message(code: v1::ErrorCode) -> Option<&'static str> {
     .then_some(BLOCKED_MESSAGE)
 }
 
-impl PolicyHook for WasmPolicy {
-    fn check(
+impl WasmPolicy {
+    /// The verdict of the chains on one publish (the [`crate::hooks::PolicyHook`] the node runs).
+    pub fn check(
         &self,
         tenant: &TenantId,
         user: &UserId,
@@ -287,10 +287,6 @@ impl PolicyHook for WasmPolicy {
             Verdict::Allow => PolicyVerdict::Allow,
             Verdict::Block(block) => PolicyVerdict::Block(session_code(block.code())),
         }
-    }
-
-    fn wasm(&self) -> Option<&WasmPolicy> {
-        Some(self)
     }
 }
 

@@ -18,10 +18,11 @@ use arqon_proto::outbound;
 use arqon_proto::v1::{self, LeaveReason};
 use bytes::Bytes;
 
+use crate::clock::now_us;
 use crate::hooks::{PresenceHook, PresenceMember};
+use crate::hub::Hub;
 use crate::hub::Outbox;
 use crate::metrics::Metrics;
-use crate::node::{Shared, now_us};
 
 /// Members per snapshot page sent to a joiner (and the default for a `PresenceRequest`).
 pub(crate) const PAGE_SIZE: usize = 256;
@@ -51,9 +52,9 @@ impl NodePresence {
         Self { driver, delivery }
     }
 
-    /// Delivers notices to `shared`'s hub from now on.
-    pub(crate) fn bind(&self, shared: &Arc<Shared>) {
-        let _ = self.delivery.shared.set(Arc::downgrade(shared));
+    /// Delivers notices to the node's `hub` from now on.
+    pub(crate) fn bind(&self, hub: &Arc<Hub>) {
+        let _ = self.delivery.hub.set(Arc::downgrade(hub));
     }
 
     /// The driver (counters, member lists).
@@ -166,7 +167,7 @@ pub(crate) fn meta_text(metadata: &BTreeMap<String, String>) -> Option<String> {
 /// Delivers notices to the local members of a room through the node's hub.
 #[derive(Default)]
 struct HubDelivery {
-    shared: OnceLock<Weak<Shared>>,
+    hub: OnceLock<Weak<Hub>>,
     sent: AtomicU64,
 }
 
@@ -179,7 +180,7 @@ impl PresenceDelivery for HubDelivery {
         member: &'a Member,
     ) -> DeliveryFuture<'a> {
         Box::pin(async move {
-            let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
+            let Some(hub) = self.hub.get().and_then(Weak::upgrade) else {
                 return;
             };
             let n = self.sent.fetch_add(1, Ordering::Relaxed);
@@ -195,10 +196,7 @@ impl PresenceDelivery for HubDelivery {
                 ),
             };
             let frame: Bytes = arqon_proto::encode_envelope(&envelope);
-            shared
-                .hub
-                .offer_local(&Subject::room(tenant, room), frame)
-                .await;
+            hub.offer_local(&Subject::room(tenant, room), frame).await;
         })
     }
 }

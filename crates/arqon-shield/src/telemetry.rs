@@ -15,7 +15,7 @@ use arqon_core::session::{ErrorCode, PolicyVerdict};
 use arqon_spine::{Headers, Message, TRACEPARENT, TRACESTATE};
 use tracing::Span;
 
-use crate::metrics::LabelledCounter;
+use crate::counters::LabelledCounter;
 
 /// The spine header carrying the publish time (µs since the epoch) for the publish-to-deliver histogram.
 pub const PUBLISHED_US: &str = "arqon-published-us";

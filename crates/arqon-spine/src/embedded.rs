@@ -15,10 +15,11 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
-use crate::{
-    Headers, Message, Spine, SpineError, SpineStatus, Subject, Subscription, publish_span,
-    trace_receive,
+use crate::headers::Headers;
+use crate::spine::{
+    Message, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
 };
+use arqon_core::subject::Subject;
 
 /// Default queue length of one subscription.
 pub const DEFAULT_CAPACITY: usize = 4096;

@@ -15,10 +15,11 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::{
-    Headers, Message, Spine, SpineError, SpineStatus, Subject, Subscription, publish_span,
-    trace_receive,
+use crate::headers::Headers;
+use crate::spine::{
+    Message, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
 };
+use arqon_core::subject::Subject;
 
 /// How to reach NATS.
 #[derive(Clone, Debug)]

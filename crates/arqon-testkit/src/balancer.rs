@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::TestkitError;
+use crate::error::TestkitError;
 
 /// A TCP load balancer on 127.0.0.1. Dropping it stops accepting; relayed connections live on
 /// until either side closes.

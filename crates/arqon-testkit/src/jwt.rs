@@ -13,7 +13,7 @@ use arqon_proto::names::{TenantId, UserId};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-use crate::TestkitError;
+use crate::error::TestkitError;
 
 /// The seed of [`JwtIssuer::new`].
 pub const DEFAULT_SEED: u64 = 0xA4C0_0001;

@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::{TestkitError, free_port};
+use crate::error::TestkitError;
+use crate::ports::free_port;
 
 /// Where the server binary lives on this machine; `NATS_SERVER` overrides it.
 pub const DEFAULT_NATS_SERVER: &str = "/usr/sbin/nats-server";

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::TestkitError;
+use crate::error::TestkitError;
 
 /// Chunks in flight per direction before reading pauses.
 const IN_FLIGHT: usize = 1024;

@@ -1,8 +1,8 @@
 //! Repository automation entry point (`cargo xtask`).
 
 mod ci;
-#[path = "gen.rs"]
 mod generate;
+mod tidy;
 mod transitions;
 mod verify;
 
@@ -23,6 +23,9 @@ enum Command {
     Ci(ci::CiArgs),
     /// Render `state_machines/<machine>.{md,json}` from the arqon-core definitions (`--check`: fail on drift).
     Gen(generate::GenArgs),
+    /// Check the code's shape: no module import cycle in a crate, a `//!` line on every module,
+    /// files under the size limit, no unwrap/expect outside tests.
+    Tidy(tidy::TidyArgs),
     /// Print the transition coverage of every arqon-core machine (fails when a row never fires).
     Transitions,
     /// Run every stateright model and write `target/verify/report.{md,json}`.
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let passed = match &cli.command {
         Command::Ci(args) => ci::run(args)?,
         Command::Gen(args) => generate::run(args)?,
+        Command::Tidy(args) => tidy::run(args)?,
         Command::Transitions => transitions::run(),
         Command::Verify(args) => verify::run(args)?,
     };

@@ -3,7 +3,13 @@
 use std::collections::BTreeSet;
 
 use super::explore::{LIMITS, SEC};
+use arqon_proto::names::{RoomName, TenantId, UserId};
+
+use super::table::*;
+use super::transitions::*;
 use super::*;
+use crate::limits::{Rate, RejectReason, Throttled, Verdict as Admission};
+use crate::machine::{Explore, Machine};
 use crate::machine::{checked_step, row_for};
 
 fn machine() -> SessionMachine {

@@ -63,6 +63,15 @@ impl Ctx {
             .collect()
     }
 
+    /// Rust sources of the workspace's libraries and binaries: `crates/*/src` and `model/src`.
+    pub(crate) fn rust_sources(&self) -> Vec<&str> {
+        self.files_under("crates", &["rs"])
+            .into_iter()
+            .filter(|p| p.split('/').nth(2) == Some("src"))
+            .chain(self.files_under("model/src", &["rs"]))
+            .collect()
+    }
+
     /// A text file of the tree; `None` when it is missing, binary or over 1 MiB.
     pub(crate) fn read(&self, rel: &str) -> Option<String> {
         let path = self.root.join(rel);

@@ -4,7 +4,7 @@ mod facts;
 mod git;
 mod policy;
 mod report;
-mod scan;
+pub(crate) mod scan;
 mod stages;
 
 use std::path::PathBuf;

@@ -136,7 +136,7 @@ fn test_lines<'a>(path: &str, text: &'a str) -> impl Iterator<Item = (usize, &'a
 }
 
 /// The non-test part of a Rust file as one string (for multi-line scans) and its first line number.
-fn code_text<'a>(path: &str, text: &'a str) -> &'a str {
+pub(crate) fn code_text<'a>(path: &str, text: &'a str) -> &'a str {
     if is_test_path(path) {
         return "";
     }

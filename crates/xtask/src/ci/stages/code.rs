@@ -6,7 +6,6 @@ use serde_json::{Map, Value, json};
 
 use super::super::facts::{Ctx, Facts, Needs, Tool, ran, tool_check};
 use super::super::scan::{self, Finding};
-use super::rust_sources;
 
 /// Trees scanned for work markers without an issue, and the file kinds that count as source there.
 const TODO_ROOTS: [&str; 8] = [
@@ -48,7 +47,7 @@ pub(super) fn static_analysis(ctx: &Ctx, facts: &mut Facts) {
     });
     facts.add("fmt", tool_check(ctx, &fmt));
 
-    let sources = read_all(ctx, rust_sources(ctx));
+    let sources = read_all(ctx, ctx.rust_sources());
     let todo_paths = TODO_ROOTS
         .iter()
         .flat_map(|root| ctx.files_under(root, &TODO_EXTS));
@@ -221,7 +220,7 @@ fn crate_of(filename: &str) -> Option<String> {
 }
 
 pub(super) fn observability(ctx: &Ctx, facts: &mut Facts) {
-    let sources = read_all(ctx, rust_sources(ctx));
+    let sources = read_all(ctx, ctx.rust_sources());
     let names: Vec<scan::MetricName> = sources
         .iter()
         .flat_map(|(p, t)| scan::metric_names(p, t))

@@ -29,12 +29,3 @@ pub(crate) fn collect(ctx: &Ctx, stage: &str) -> Value {
     }
     facts.into_json()
 }
-
-/// Rust sources of the workspace's libraries and binaries: `crates/*/src` and `model/src`.
-fn rust_sources(ctx: &Ctx) -> Vec<&str> {
-    ctx.files_under("crates", &["rs"])
-        .into_iter()
-        .filter(|p| p.split('/').nth(2) == Some("src"))
-        .chain(ctx.files_under("model/src", &["rs"]))
-        .collect()
-}
