@@ -21,8 +21,8 @@ use crate::spine::{
 };
 use arqon_core::subject::Subject;
 
-/// How to reach NATS.
-#[derive(Clone, Debug)]
+/// How to reach NATS. Its `Debug` shows the URLs with any credentials in them masked.
+#[derive(Clone)]
 pub struct NatsConfig {
     /// Server URLs (`nats://host:port`); several for a cluster. Discovered servers are used too.
     pub urls: Vec<String>,
@@ -38,6 +38,32 @@ pub struct NatsConfig {
     pub round_trip_timeout: Duration,
     /// Commands (publishes) the client queues while disconnected before `publish` waits.
     pub client_capacity: usize,
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self.urls.iter().map(|u| masked_url(u)).collect();
+        f.debug_struct("NatsConfig")
+            .field("urls", &urls)
+            .field("name", &self.name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_reconnect_delay", &self.max_reconnect_delay)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("round_trip_timeout", &self.round_trip_timeout)
+            .field("client_capacity", &self.client_capacity)
+            .finish()
+    }
+}
+
+/// `url` with the user-info part (`user:password@`, or a token) replaced by `***`, for logs.
+pub(crate) fn masked_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("***@{}", &rest[at + 1..]),
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 impl NatsConfig {
@@ -301,5 +327,26 @@ impl Spine for NatsSpine {
 
     fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_credentials_in_urls() {
+        assert_eq!(
+            masked_url("nats://alice:s3cret@n1:4222"),
+            "nats://***@n1:4222"
+        );
+        assert_eq!(masked_url("tls://token@n2:4222/x"), "tls://***@n2:4222/x");
+        assert_eq!(masked_url("nats://n3:4222"), "nats://n3:4222");
+        let config = NatsConfig::new(["nats://alice:s3cret@n1:4222", "nats://n2:4222"]);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("alice"), "{shown}");
+        assert!(shown.contains("nats://***@n1:4222"), "{shown}");
+        assert!(shown.contains("nats://n2:4222"), "{shown}");
     }
 }
