@@ -6,6 +6,12 @@
 //! sessions at the given rate, node 2's delivery stamps each `PresenceUpdate`. Then a
 //! `PresenceState` is filled with 100,000 members through `Presence::apply` and the process RSS
 //! growth is read from `/proc/self/status`.
+//!
+//! `… --example presence_bench -- scale [members] [rate_per_sec]` (issue 16): three drivers, each on
+//! its own server of a three-node NATS cluster, join `members` sessions into ONE room, spread round
+//! robin over the nodes; it reports how long after the last join every node has heard of every
+//! remote member (convergence), the same for leaving them all, and the bytes per replication
+//! message, counted by a spine wrapper around each node's NATS connection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -20,8 +26,11 @@ use arqon_core::presence::{
     Member, NodeId, NodeRef, Presence, PresenceConfig, PresenceEvent, PresenceState, SessionId,
 };
 use arqon_proto::names::{RoomName, TenantId, UserId};
-use arqon_spine::{NatsConfig, NatsSpine, Spine};
-use tokio::sync::mpsc;
+use arqon_spine::{
+    Bytes, Headers, NatsConfig, NatsSpine, Spine, SpineError, SpineStatus, Subject, Subscription,
+};
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
 
 /// Stamps every join notice with the time it reached node 2.
 struct Stamp(mpsc::UnboundedSender<(String, Instant)>);
@@ -189,9 +198,188 @@ fn memory() {
     );
 }
 
+/// A spine that counts what its node publishes: messages and payload bytes.
+struct Counting {
+    inner: Arc<dyn Spine>,
+    messages: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Spine for Counting {
+    fn publish<'a>(
+        &'a self,
+        subject: &'a Subject,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'a, Result<(), SpineError>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.messages.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(payload.len() as u64, Relaxed);
+        self.inner.publish(subject, headers, payload)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        subject: &'a Subject,
+    ) -> BoxFuture<'a, Result<Subscription, SpineError>> {
+        self.inner.subscribe(subject)
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), SpineError>> {
+        self.inner.flush()
+    }
+
+    fn status(&self) -> SpineStatus {
+        self.inner.status()
+    }
+
+    fn watch_status(&self) -> watch::Receiver<SpineStatus> {
+        self.inner.watch_status()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+}
+
+/// Counts the join and leave notices one node delivers for members of other nodes.
+struct Tally {
+    node: String,
+    events: mpsc::UnboundedSender<(String, Notice)>,
+}
+
+impl PresenceDelivery for Tally {
+    fn deliver<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a RoomName,
+        notice: Notice,
+        member: &'a Member,
+    ) -> DeliveryFuture<'a> {
+        if member.node.0 != self.node {
+            let _ = self.events.send((self.node.clone(), notice));
+        }
+        Box::pin(async {})
+    }
+}
+
+/// Waits until every node has delivered `per_node` notices of kind `wanted` about remote members;
+/// returns the time from `since` to the last one.
+async fn converged(
+    events: &mut mpsc::UnboundedReceiver<(String, Notice)>,
+    nodes: &[String],
+    wanted: &Notice,
+    per_node: usize,
+    since: Instant,
+) -> Duration {
+    let mut seen: HashMap<String, usize> = nodes.iter().map(|n| (n.clone(), 0)).collect();
+    while seen.values().any(|n| *n < per_node) {
+        let (node, notice) = tokio::time::timeout(Duration::from_mins(1), events.recv())
+            .await
+            .expect("presence did not converge within 60 s")
+            .expect("deliveries open");
+        if &notice == wanted {
+            *seen.get_mut(&node).unwrap() += 1;
+        }
+    }
+    since.elapsed()
+}
+
+async fn scale(members: usize, rate: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let cluster = arqon_testkit::NatsCluster::start(3).await.unwrap();
+    cluster.wait_meshed().await.unwrap();
+    let tenant = TenantId::parse("bench").unwrap();
+    let room = RoomName::parse("big").unwrap();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let names: Vec<String> = (1..=3).map(|i| format!("n{i}")).collect();
+    let mut drivers = Vec::new();
+    let mut spines = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let counting = Arc::new(Counting {
+            inner: spine(&cluster.urls()[i], name).await,
+            messages: 0.into(),
+            bytes: 0.into(),
+        });
+        spines.push(Arc::clone(&counting));
+        drivers.push(PresenceDriver::start(
+            counting,
+            PresenceSettings::new(name, Duration::from_millis(500), Duration::from_secs(10)),
+            Arc::new(Tally {
+                node: name.clone(),
+                events: tx.clone(),
+            }),
+        ));
+    }
+    // Warm up: each node joins one member and every node hears the two others.
+    let user = UserId::parse("u").unwrap();
+    let warm = RoomName::parse("warm").unwrap();
+    for (i, driver) in drivers.iter().enumerate() {
+        driver.join(&tenant, &warm, &format!("w{i}"), &user, None);
+    }
+    converged(&mut events, &names, &Notice::Joined, 2, Instant::now()).await;
+    let (messages_before, bytes_before): (u64, u64) = spines
+        .iter()
+        .map(|s| (s.messages.load(Relaxed), s.bytes.load(Relaxed)))
+        .fold((0, 0), |(m, b), (m2, b2)| (m + m2, b + b2));
+
+    let mut pace = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    for i in 0..members {
+        pace.tick().await;
+        drivers[i % 3].join(&tenant, &room, &format!("s{i}"), &user, None);
+    }
+    let joined = Instant::now();
+    // Each node hears of the members of the two other nodes.
+    let remote = members - members.div_ceil(3);
+    let join_convergence = converged(&mut events, &names, &Notice::Joined, remote, joined).await;
+    let join_total = started.elapsed();
+    let (messages_joined, bytes_joined): (u64, u64) = spines
+        .iter()
+        .map(|s| (s.messages.load(Relaxed), s.bytes.load(Relaxed)))
+        .fold((0, 0), |(m, b), (m2, b2)| (m + m2, b + b2));
+    let mut members_seen = Vec::new();
+    for driver in &drivers {
+        members_seen.push(driver.members(&tenant, &room).await.len());
+    }
+
+    let leaving = Instant::now();
+    for i in 0..members {
+        pace.tick().await;
+        drivers[i % 3].leave(&tenant, &room, &format!("s{i}"));
+    }
+    let left = Instant::now();
+    let leave_convergence = converged(&mut events, &names, &Notice::Left, remote, left).await;
+    let leave_total = leaving.elapsed();
+    let messages = messages_joined - messages_before;
+    let bytes = bytes_joined - bytes_before;
+    println!(
+        "scale: {members} members in one room over 3 nodes (3-node NATS cluster), joins offered at {rate}/s"
+    );
+    println!(
+        "joins: last join to every node converged {join_convergence:?} (first join to converged {join_total:?}); members seen per node {members_seen:?}"
+    );
+    println!(
+        "leaves: last leave to every node converged {leave_convergence:?} (first leave to converged {leave_total:?})"
+    );
+    println!(
+        "replication while joining: {messages} messages, {bytes} payload bytes, {} B per message, {} B per member",
+        bytes / messages.max(1),
+        bytes / members as u64
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("scale") {
+        args.next();
+        let members = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+        let rate = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000);
+        scale(members, rate).await;
+        return;
+    }
     let joins = args.next().and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let rate = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
     memory();
