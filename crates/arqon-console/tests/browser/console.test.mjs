@@ -85,7 +85,16 @@ const apiRequests = [];
 
 before(async () => {
   node.dir = mkdtempSync(join(tmpdir(), 'arqon-console-'));
-  node.proc = spawn(ARQ, ['--color', 'never', 'serve', '--dev', '--listen', '127.0.0.1:0'], { cwd: node.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A dev node with the admin API, as `serve --dev` gives, and one change: the policy time budget.
+  // These tests run the unoptimised build (coverage-instrumented in ./ci/test) on a shared 2-core
+  // machine, where a module's first evaluation can take longer than the production default of 2 ms
+  // and its deploy self-test would time out (fail closed) for reasons that are not the console's.
+  writeFileSync(join(node.dir, 'node.toml'), [
+    '[node]', 'id = "dev"', 'dev = true', '',
+    '[admin]', 'enabled = true', '',
+    '[policy]', 'time_budget = "200ms"', '',
+  ].join('\n'));
+  node.proc = spawn(ARQ, ['--color', 'never', 'serve', '--config', 'node.toml', '--listen', '127.0.0.1:0'], { cwd: node.dir, stdio: ['ignore', 'pipe', 'pipe'] });
   node.proc.stderr.resume();
   const port = await firstLine(node.proc.stdout, (line) => /socket:\s+ws:\/\/127\.0\.0\.1:(\d+)\//.exec(line)?.[1], WAIT, 'the node to listen');
   node.http = `http://127.0.0.1:${port}`;

@@ -149,6 +149,17 @@ async fn health_ready_and_metrics_routes() {
     node.shutdown().await;
 }
 
+/// Waits (bounded by [`support::WAIT`]) until `/readyz` answers `status`.
+async fn readyz_becomes(node: &arqon_shield::Node, status: u16, what: &str) {
+    tokio::time::timeout(support::WAIT, async {
+        while http_get(node, "/readyz").await.0 != status {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("readyz never {what}"));
+}
+
 // AC-SHIELD-16
 #[tokio::test]
 async fn readyz_fails_while_the_spine_is_unreachable() {
@@ -160,22 +171,37 @@ async fn readyz_fails_while_the_spine_is_unreachable() {
     assert_eq!(http_get(&node, "/readyz").await.0, 200);
     server.kill().await.unwrap();
     // The spine reports the disconnect as an event; readiness follows it.
-    tokio::time::timeout(support::WAIT, async {
-        while http_get(&node, "/readyz").await.0 != 503 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("readyz never failed");
+    readyz_becomes(&node, 503, "failed").await;
     assert_eq!(http_get(&node, "/healthz").await.0, 200);
     server.restart().await.unwrap();
-    tokio::time::timeout(support::WAIT, async {
-        while http_get(&node, "/readyz").await.0 != 200 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("readyz never recovered");
+    readyz_becomes(&node, 200, "recovered").await;
+    node.shutdown().await;
+}
+
+// AC-SHIELD-16: a network partition between the node and NATS (the server keeps running) is
+// reported the same way, and the node comes back by itself when the partition heals.
+#[tokio::test]
+async fn readyz_reports_a_partition_from_nats_and_recovers_when_it_heals() {
+    let server = arqon_testkit::NatsServer::start().await.unwrap();
+    let server_addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+    let proxy = arqon_testkit::DelayProxy::start(server_addr, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let mut config = support::config();
+    config.spine.kind = arqon_config::SpineKind::Nats;
+    config.spine.nats_urls = vec![proxy.nats_url()];
+    let node = support::start(config).await;
+    assert_eq!(http_get(&node, "/readyz").await.0, 200);
+    proxy.cut();
+    readyz_becomes(&node, 503, "reported the partition").await;
+    assert_eq!(
+        http_get(&node, "/healthz").await.0,
+        200,
+        "the process itself is fine"
+    );
+    proxy.restore();
+    readyz_becomes(&node, 200, "recovered after the partition healed").await;
+    assert!(server.is_running());
     node.shutdown().await;
 }
 
