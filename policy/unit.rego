@@ -3,10 +3,10 @@ package main
 
 required_full := {"seeds", "nextest", "coverage"}
 
-# Line-coverage floors, in percent, for the sans-IO core and the edge (measured 2026-12-03: core 94.9,
-# shield 75.2; the floors sit a few points below so that noise does not flap), over the whole
+# Line-coverage floors, in percent, for the sans-IO core and the edge (measured 2026-12-03 on a fresh
+# clone: core 94.9, shield 93.4; the floors sit a few points below so that noise does not flap), over the whole
 # instrumented test run of ci/test (unit, integration, Python SDK and browser tests against real nodes).
-coverage_floors := {"arqon-core": 92, "arqon-shield": 72}
+coverage_floors := {"arqon-core": 92, "arqon-shield": 90}
 
 deny contains msg if {
 	some f in input.checks.seeds.findings
