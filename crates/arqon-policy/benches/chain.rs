@@ -90,6 +90,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         payload,
     };
 
+    // What a load or a deploy costs per module: compile, ABI check and self-test. This is the one
+    // case that depends on how cranelift itself was built (Cargo.toml's release profile).
+    report(
+        "compile + self-test [bad_words.wat]",
+        &measure(iterations / 100, || compile(&host, "bad_words").is_ok()),
+    );
+
     let empty = Chain::default();
     report(
         "empty chain (baseline)",
