@@ -55,7 +55,7 @@ fn markdown<M: Machine>() -> String {
     let _ = writeln!(out, "# The {name} machine\n");
     let _ = writeln!(
         out,
-        "Source: `crates/arqon-core/src/{name}.rs`. Spec: `specs/{name}.md`.\n"
+        "Source: the `{name}` module of `arqon-core` (`crates/arqon-core/src/{name}.rs` and `src/{name}/`). Spec: `specs/{name}.md`.\n"
     );
     let _ = writeln!(out, "## States\n");
     for (i, kind) in M::state_kinds().iter().enumerate() {
