@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod coverage;
 pub mod leases;
 pub mod machine_model;
+pub mod recovery;
 pub mod replicas;
 pub mod run;
 pub mod suite;

@@ -11,6 +11,7 @@ use stateright::Model;
 use crate::cluster::{self, ClusterConfig};
 use crate::leases;
 use crate::machine_model::{self, Checkable, MachineModel};
+use crate::recovery;
 use crate::replicas;
 use crate::run::{self, Bound, Outcome};
 
@@ -28,7 +29,7 @@ pub fn session_machine() -> SessionMachine {
 
 /// The models, by name.
 pub const MODELS: &[&str] = &[
-    "session", "presence", "rollout", "lease", "cluster", "replicas", "leases",
+    "session", "presence", "rollout", "lease", "cluster", "replicas", "leases", "recovery",
 ];
 
 /// Why a model could not be run.
@@ -52,7 +53,7 @@ fn machine_bound(name: &str, depth: Depth) -> Bound {
     let (default, deep) = match name {
         "session" => (12, 15),
         "presence" => (10, 12),
-        "replicas" => (16, 24),
+        "replicas" | "recovery" => (16, 24),
         "leases" => (16, 20),
         _ => (14, 20),
     };
@@ -133,6 +134,12 @@ pub fn check(name: &str, depth: Depth) -> Result<Vec<Outcome>, SuiteError> {
             machine_bound(name, depth),
             leases::describe,
         ),
+        "recovery" => run::check(
+            name,
+            recovery::recovery_model(),
+            machine_bound(name, depth),
+            recovery::describe,
+        ),
         other => return Err(SuiteError::UnknownModel(other.to_owned())),
     })
 }
@@ -150,6 +157,7 @@ pub fn explore(name: &str, address: &str) -> Result<(), SuiteError> {
             address,
         ),
         "replicas" => serve(replicas::replicas_model(), address),
+        "recovery" => serve(recovery::recovery_model(), address),
         other => return Err(SuiteError::UnknownModel(other.to_owned())),
     }
     Ok(())

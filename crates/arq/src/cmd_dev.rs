@@ -600,7 +600,12 @@ impl Plan<'_> {
         let port = ports.pick("nats", self.args.nats_port, NATS_PORT)?;
         let monitor_port = ports.pick("nats monitoring", None, NATS_MONITOR_PORT)?;
         let log = self.dir.join("nats.log");
+        // JetStream holds the rooms' history (on by default in [history]).
+        let store = self.dir.join("jetstream").display().to_string();
         let nats_args: Vec<String> = [
+            "-js",
+            "-sd",
+            &store,
             "-a",
             "127.0.0.1",
             "-p",

@@ -9,6 +9,7 @@ mod cmd_auth;
 mod cmd_config;
 mod cmd_dev;
 mod cmd_gov;
+mod cmd_history;
 mod cmd_policy;
 mod cmd_serve;
 mod cmd_status;
@@ -58,6 +59,8 @@ enum Command {
     Gov(cmd_gov::GovArgs),
     /// Wasm policy chains: deploy a module (hot reload) and list what is in force (admin API).
     Policy(cmd_policy::PolicyArgs),
+    /// A room's newest messages from its history (admin API).
+    History(cmd_history::HistoryArgs),
     /// Local dev stack: NATS (or the embedded spine), nodes and Prometheus in the background.
     #[command(subcommand)]
     Dev(cmd_dev::DevCommand),
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Schema) => cmd_config::schema(),
         Command::Gov(args) => cmd_gov::run(&args),
         Command::Policy(args) => cmd_policy::run(&args),
+        Command::History(args) => cmd_history::run(&args),
         Command::Dev(command) => cmd_dev::run(&command),
         Command::Status(args) => cmd_status::run(&args, cli.color),
         Command::Completions { shell } => {

@@ -144,6 +144,7 @@ impl Conn {
                     body: Some(Body::Join(Join {
                         room: room.to_owned(),
                         metadata: std::collections::BTreeMap::default(),
+                        since: None,
                     })),
                 };
                 self.sink

@@ -3,6 +3,7 @@
 
 mod baseline;
 mod client;
+mod history;
 mod procs;
 mod scenarios;
 mod stats;
@@ -40,6 +41,10 @@ struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Instead of the peer comparison: history on vs off on both spines, and the time to recover
+    /// 10,000 missed messages (`specs/history.md`).
+    #[arg(long)]
+    history: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,14 +70,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One latency line: `name`, the workload, p50/p99/p999 and the sample count with `note`.
-fn print_latency(name: &str, workload: &str, summary: &stats::Summary, note: &str) {
-    println!(
-        "{name:9} {workload:11} p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} {note})",
-        summary.p50_us, summary.p99_us, summary.p999_us, summary.count
-    );
-}
-
 fn failed(
     name: &str,
     scenario: &str,
@@ -89,6 +86,19 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     let jwks = dir.path().join("jwks.json");
     issuer.write_jwks(&jwks)?;
     let token = issuer.token("bench", "load", Role::User, Duration::from_hours(1))?;
+    if args.history {
+        println!("profile: {profile:?} (history)");
+        let report = history::run(
+            &args.arq,
+            &args.nats_server,
+            &token,
+            dir.path(),
+            &jwks,
+            profile,
+        )
+        .await?;
+        return Ok(json!({ "profile": profile, "history": report, "ratios": {} }));
+    }
     let (node, node_url) = procs::start_node(&args.arq, dir.path(), &jwks)?;
     let (nats, nats_url) = procs::start_nats_ws(&args.nats_server, dir.path())?;
     let targets = [
@@ -141,7 +151,7 @@ async fn measure(
     let mut result = serde_json::Map::new();
     match scenarios::handshake(target, profile.serial_handshakes, 1).await {
         Ok((hs, _)) => {
-            print_latency(name, "connect", &hs, "connects, one at a time");
+            stats::print_latency(name, "connect", &hs, "connects, one at a time");
             result.insert("connect".into(), json!(hs));
         }
         Err(error) => failed(name, "connect", &error, &mut result),
@@ -153,7 +163,7 @@ async fn measure(
                 "connects, {} at once, {rate:.0}/s",
                 profile.handshake_concurrency
             );
-            print_latency(name, "handshake", &hs, &note);
+            stats::print_latency(name, "handshake", &hs, &note);
             result.insert("handshake".into(), json!(hs));
             result.insert("handshakes_per_sec".into(), json!(rate));
         }
@@ -162,7 +172,7 @@ async fn measure(
     match scenarios::pubsub_latency(target, profile).await {
         Ok((lat, delivered)) => {
             let note = format!("deliveries, {:.1}% delivered", delivered * 100.0);
-            print_latency(name, "pub→sub", &lat, &note);
+            stats::print_latency(name, "pub→sub", &lat, &note);
             result.insert("pubsub".into(), json!(lat));
             result.insert("pubsub_delivered".into(), json!(delivered));
         }

@@ -36,9 +36,50 @@ impl Drop for Proc {
     }
 }
 
+/// The spine and history settings of a benchmarked node.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeSetup {
+    /// A name for the config file.
+    pub(crate) name: &'static str,
+    /// NATS URL, or `None` for the embedded spine.
+    pub(crate) nats: Option<String>,
+    /// `[history] enabled`.
+    pub(crate) history: bool,
+}
+
+impl NodeSetup {
+    /// The product's default: the embedded spine with history on.
+    pub(crate) const DEFAULT: Self = Self {
+        name: "bench",
+        nats: None,
+        history: true,
+    };
+
+    fn toml(&self) -> String {
+        let spine = match &self.nats {
+            Some(url) => format!("kind = \"nats\"\nnats_urls = [\"{url}\"]"),
+            None => "kind = \"embedded\"".to_owned(),
+        };
+        format!(
+            "[spine]\n{spine}\n\n[history]\nenabled = {}\nmax_messages = 20000\nrecovery_limit = 20000\n",
+            self.history
+        )
+    }
+}
+
 /// Starts `arq serve` with limits opened wide for load, and returns it with its socket URL.
 pub(crate) fn start_node(arq: &Path, dir: &Path, jwks: &Path) -> anyhow::Result<(Proc, String)> {
-    let config = dir.join("bench-node.toml");
+    start_node_with(arq, dir, jwks, &NodeSetup::DEFAULT)
+}
+
+/// [`start_node`] with a spine and history setting.
+pub(crate) fn start_node_with(
+    arq: &Path,
+    dir: &Path,
+    jwks: &Path,
+    setup: &NodeSetup,
+) -> anyhow::Result<(Proc, String)> {
+    let config = dir.join(format!("{}-node.toml", setup.name));
     std::fs::write(
         &config,
         format!(
@@ -52,9 +93,7 @@ jwks_file = "{jwks}"
 issuer = "{iss}"
 audience = "{aud}"
 
-[spine]
-kind = "embedded"
-
+{spine}
 [limits]
 max_connections = 19000
 accept = {{ per_sec = 100000, burst = 100000 }}
@@ -78,6 +117,7 @@ log_level = "warn"
             jwks = jwks.display(),
             iss = arqon_auth::DEV_ISSUER,
             aud = arqon_auth::DEV_AUDIENCE,
+            spine = setup.toml(),
         ),
     )?;
     let mut child = Command::new(arq)
@@ -122,6 +162,22 @@ pub(crate) fn start_nats_ws(nats_server: &Path, dir: &Path) -> anyhow::Result<(P
     let proc = Proc { child };
     wait_for_port(ws_port)?;
     Ok((proc, format!("ws://127.0.0.1:{ws_port}")))
+}
+
+/// Starts a plain nats-server with `JetStream` (the history store) on a free port.
+pub(crate) fn start_nats_js(nats_server: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
+    let port = free_port()?;
+    let store = dir.join("jetstream");
+    let child = Command::new(nats_server)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", nats_server.display()))?;
+    let proc = Proc { child };
+    wait_for_port(port)?;
+    Ok((proc, format!("nats://127.0.0.1:{port}")))
 }
 
 /// Waits (bounded) until something accepts TCP connections on `port`.

@@ -50,6 +50,14 @@ fn percentile(sorted: &[u64], permille: usize) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// One latency line: `name`, the workload, p50/p99/p999 and the sample count with `note`.
+pub(crate) fn print_latency(name: &str, workload: &str, summary: &Summary, note: &str) {
+    println!(
+        "{name:9} {workload:11} p50 {:>7} µs  p99 {:>7} µs  p999 {:>7} µs  ({} {note})",
+        summary.p50_us, summary.p99_us, summary.p999_us, summary.count
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,11 @@
 //! reaches). The jitter spreads a crowd of clients that lost the same node over time, so they do
 //! not come back in one wave.
 //!
+//! Recovery (`specs/history.md`): the client keeps each joined room's position (the last message's
+//! offset and epoch, or the join point) and joins with it as `since`, first and after every
+//! reconnect, so the server sends what was missed. [`Event::Recovered`] says whether all of it
+//! came; a message the app has already seen (same epoch, offset not newer) is never delivered twice.
+//!
 //! Requests (`join`, `leave`, `publish`, `request_presence`) return once the server answered them:
 //! `Ok`, or the typed [`Refusal`] its `Error` reply carries ([`ClientError::Server`]), matched by
 //! correlation id; an error that answers no request fails the only pending request when exactly one
@@ -23,10 +28,11 @@
 mod messages;
 mod refusal;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arqon_core::governance::data_plane::{DataPlaneAgent, DataPlaneEffect};
+use arqon_core::history::RoomCursor;
 use arqon_proto::v1::{self, Envelope, Header, envelope::Body};
 use arqon_proto::{GovernanceCommand, PROTOCOL_VERSION, encode_envelope};
 use bytes::Bytes;
@@ -48,6 +54,11 @@ pub use refusal::Refusal;
 
 /// How many undelivered events (or governance messages) the client buffers.
 const QUEUE: usize = 1024;
+
+/// Events held beyond [`QUEUE`] while the app is not reading (a recovery can bring thousands at
+/// once); the socket keeps being read, so answers to requests are never stuck behind them. Past
+/// this many the oldest are dropped and counted.
+const BACKLOG: usize = 100_000;
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +207,21 @@ pub enum Event {
         payload: Bytes,
         /// Their MIME type.
         content_type: String,
+        /// Its offset in the room's history (0 when the tenant keeps none).
+        offset: u64,
+    },
+    /// A join (first, or again after a reconnect) was answered with the room's history: `count`
+    /// recovered messages follow as [`Event::Message`]s.
+    Recovered {
+        /// The room.
+        room: String,
+        /// Every message missed since the client's position follows; false means some are gone
+        /// (refetch the room's state).
+        recovered: bool,
+        /// More were missed than one recovery returns; only the newest follow.
+        truncated: bool,
+        /// How many follow.
+        count: u32,
     },
     /// Members of a room (a snapshot page or joins).
     PresenceJoin {
@@ -281,13 +307,14 @@ impl BusClient {
             url: url.to_owned(),
             token: token.to_owned(),
             reconnect: Reconnect::new(backoff, Jitter::from_entropy()),
-            rooms: BTreeSet::new(),
+            rooms: BTreeMap::new(),
             sent: 0,
             pending: VecDeque::new(),
             governance_ids: BTreeSet::new(),
             outgoing: outgoing_rx,
             governance: governance_tx,
             events: events_tx,
+            backlog: VecDeque::new(),
         };
         let task = tokio::spawn(runner.run(first));
         Ok(Self {
@@ -607,7 +634,8 @@ struct Runner {
     url: String,
     token: String,
     reconnect: Reconnect,
-    rooms: BTreeSet<String>,
+    /// Joined rooms and the client's place in each.
+    rooms: BTreeMap<String, RoomCursor>,
     sent: u64,
     /// Requests in flight on this connection, oldest first, by correlation id.
     pending: VecDeque<(String, Pending)>,
@@ -616,9 +644,28 @@ struct Runner {
     outgoing: mpsc::Receiver<Outgoing>,
     governance: mpsc::Sender<GovernanceIn>,
     events: mpsc::Sender<Event>,
+    /// Events the app has not taken yet, beyond the channel's room.
+    backlog: VecDeque<Event>,
 }
 
 impl Runner {
+    /// Hands an event to the app: straight into the channel when it has room and nothing waits
+    /// before it, else into the backlog.
+    fn emit(&mut self, event: Event) {
+        if self.backlog.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+            }
+        } else {
+            self.backlog.push_back(event);
+        }
+        if self.backlog.len() > BACKLOG {
+            self.backlog.pop_front();
+            tracing::warn!("the app is not reading events: the oldest was dropped");
+        }
+    }
+
     fn header(&mut self, governance: bool) -> Header {
         self.sent += 1;
         let id = format!("{}-{}", if governance { "g" } else { "c" }, self.sent);
@@ -636,9 +683,11 @@ impl Runner {
     fn frame(&mut self, outgoing: Outgoing) -> WsMessage {
         let (header, body) = match outgoing {
             Outgoing::Request(body, answer) => {
-                let join = match &body {
+                let mut body = body;
+                let join = match &mut body {
                     Body::Join(join) => {
-                        self.rooms.insert(join.room.clone());
+                        let cursor = self.rooms.entry(join.room.clone()).or_default();
+                        join.since = Some(since(cursor));
                         Some(join.room.clone())
                     }
                     Body::Leave(leave) => {
@@ -708,7 +757,7 @@ impl Runner {
                 continue;
             };
             attempt = 0;
-            let _ = self.events.try_send(Event::Connected {
+            self.emit(Event::Connected {
                 session_id: open.session_id.clone(),
             });
             let reconnect = self.session(open).await;
@@ -716,7 +765,7 @@ impl Runner {
             if !reconnect {
                 return;
             }
-            let _ = self.events.try_send(Event::Disconnected);
+            self.emit(Event::Disconnected);
         }
     }
 
@@ -727,10 +776,15 @@ impl Runner {
             heartbeat,
             ..
         } = open;
-        let rooms: Vec<String> = self.rooms.iter().cloned().collect();
-        for room in rooms {
+        let rooms: Vec<(String, v1::Position)> = self
+            .rooms
+            .iter()
+            .map(|(room, cursor)| (room.clone(), since(cursor)))
+            .collect();
+        for (room, position) in rooms {
             let join = self.own_frame(Body::Join(v1::Join {
                 room,
+                since: Some(position),
                 ..v1::Join::default()
             }));
             if socket.send(join).await.is_err() {
@@ -739,8 +793,16 @@ impl Runner {
         }
         let mut beat = tokio::time::interval(heartbeat);
         beat.tick().await;
+        let events = self.events.clone();
         loop {
             tokio::select! {
+                permit = events.reserve(), if !self.backlog.is_empty() => {
+                    let (Ok(permit), Some(event)) = (permit, self.backlog.pop_front()) else {
+                        self.backlog.clear();
+                        continue;
+                    };
+                    permit.send(event);
+                }
                 outgoing = self.outgoing.recv() => {
                     let Some(outgoing) = outgoing else {
                         let _ = socket.close(None).await;
@@ -767,7 +829,9 @@ impl Runner {
                                 let _ = socket.close(None).await;
                                 return true;
                             }
-                            self.dispatch(envelope);
+                            if let Some(event) = self.dispatch(envelope) {
+                                self.emit(event);
+                            }
                         }
                     }
                     Some(Ok(WsMessage::Close(_)) | Err(_)) | None => return true,
@@ -777,14 +841,10 @@ impl Runner {
         }
     }
 
-    /// An error that answers none of this client's requests goes to the event stream.
-    fn unanswered(&self, code: v1::ErrorCode, message: String) {
-        let _ = self.events.try_send(Event::Error { code, message });
-    }
-
-    fn dispatch(&mut self, envelope: Envelope) {
+    /// The event an envelope makes for the app, if any (answers go to their callers).
+    fn dispatch(&mut self, envelope: Envelope) -> Option<Event> {
         let header = envelope.header.unwrap_or_default();
-        let Some(body) = envelope.body else { return };
+        let body = envelope.body?;
         if matches!(body, Body::Ack(_) | Body::Pong(_) | Body::PresenceUpdate(_))
             && let Some(Pending::Caller { answer, .. }) =
                 self.answered(&header.correlation_id, false)
@@ -792,12 +852,34 @@ impl Runner {
             let _ = answer.send(Ok(()));
         }
         let event = match body {
-            Body::Message(m) => Event::Message {
-                room: m.room,
-                sender: header.sender_user_id,
-                payload: m.payload,
-                content_type: m.content_type,
-            },
+            Body::Message(m) => {
+                let fresh = self
+                    .rooms
+                    .get_mut(&m.room)
+                    .is_none_or(|cursor| cursor.on_message(&m.epoch, m.offset));
+                if !fresh {
+                    return None;
+                }
+                Event::Message {
+                    room: m.room,
+                    sender: header.sender_user_id,
+                    payload: m.payload,
+                    content_type: m.content_type,
+                    offset: m.offset,
+                }
+            }
+            Body::Recovery(recovery) => {
+                if let Some(cursor) = self.rooms.get_mut(&recovery.room) {
+                    let position = recovery.position.map(|p| (p.epoch, p.offset));
+                    cursor.on_recovery(recovery.count, position);
+                }
+                Event::Recovered {
+                    room: recovery.room,
+                    recovered: recovery.recovered,
+                    truncated: recovery.truncated,
+                    count: recovery.count,
+                }
+            }
             Body::PresenceUpdate(update) => Event::PresenceJoin {
                 room: update.room,
                 users: update.members.into_iter().map(|m| m.user_id).collect(),
@@ -812,11 +894,15 @@ impl Runner {
                     let _ = self
                         .governance
                         .try_send(GovernanceIn::Refused(code, error.message));
-                    return;
+                    return None;
                 }
                 let uncorrelated = header.correlation_id.is_empty();
                 let Some(pending) = self.answered(&header.correlation_id, uncorrelated) else {
-                    return self.unanswered(code, error.message);
+                    // An error that answers none of this client's requests goes to the app.
+                    return Some(Event::Error {
+                        code,
+                        message: error.message,
+                    });
                 };
                 // A refused join is not joined again on reconnect.
                 if let Some(room) = pending.joining() {
@@ -826,7 +912,7 @@ impl Runner {
                 match pending {
                     Pending::Caller { answer, .. } => {
                         let _ = answer.send(Err(ClientError::Server(refusal)));
-                        return;
+                        return None;
                     }
                     Pending::Own { .. } => Event::Error {
                         code,
@@ -843,157 +929,21 @@ impl Runner {
                 {
                     tracing::warn!("governance queue full: message dropped");
                 }
-                return;
+                return None;
             }
         };
-        let _ = self.events.try_send(event);
+        Some(event)
+    }
+}
+
+/// The `since` of a join for a room's cursor.
+fn since(cursor: &RoomCursor) -> v1::Position {
+    let (offset, epoch) = cursor.since();
+    v1::Position {
+        offset,
+        epoch: epoch.to_owned(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn runner() -> (Runner, mpsc::Receiver<Event>) {
-        let (_outgoing, outgoing_rx) = mpsc::channel(4);
-        let (governance, _) = mpsc::channel(4);
-        let (events_tx, events) = mpsc::channel(4);
-        let runner = Runner {
-            url: String::new(),
-            token: String::new(),
-            reconnect: Reconnect::new(Backoff::default(), Jitter::new(1)),
-            rooms: BTreeSet::new(),
-            sent: 0,
-            pending: VecDeque::new(),
-            governance_ids: BTreeSet::new(),
-            outgoing: outgoing_rx,
-            governance,
-            events: events_tx,
-        };
-        (runner, events)
-    }
-
-    fn error_reply(correlation_id: &str, code: v1::ErrorCode) -> Envelope {
-        arqon_proto::outbound::envelope(
-            Header {
-                correlation_id: correlation_id.to_owned(),
-                ..Header::default()
-            },
-            v1::Error {
-                code: code.into(),
-                message: "refused".to_owned(),
-                correlation_id: correlation_id.to_owned(),
-                retry_after_ms: 0,
-            },
-        )
-    }
-
-    fn join(runner: &mut Runner, room: &str) -> oneshot::Receiver<Result<(), ClientError>> {
-        let (answer, answered) = oneshot::channel();
-        let body = Body::Join(v1::Join {
-            room: room.to_owned(),
-            ..v1::Join::default()
-        });
-        let _ = runner.frame(Outgoing::Request(body, answer));
-        answered
-    }
-
-    // AC-SDK-12: a correlated error fails its own request; an uncorrelated one fails the oldest
-    // pending request only when exactly one is pending, else it goes to the event stream.
-    #[test]
-    fn ac_sdk_12_errors_answer_their_request_or_the_only_one_pending() {
-        let (mut runner, mut events) = runner();
-        let mut first = join(&mut runner, "a");
-        let mut second = join(&mut runner, "b");
-        runner.dispatch(error_reply("c-2", v1::ErrorCode::RoomLimit));
-        assert!(matches!(
-            second.try_recv(),
-            Ok(Err(ClientError::Server(Refusal::RoomLimit { .. })))
-        ));
-        // A refused join is not joined again on reconnect.
-        assert!(!runner.rooms.contains("b") && runner.rooms.contains("a"));
-        // Exactly one pending: the uncorrelated error is its answer.
-        runner.dispatch(error_reply("", v1::ErrorCode::ProtocolError));
-        assert!(matches!(
-            first.try_recv(),
-            Ok(Err(ClientError::Server(Refusal::Protocol { .. })))
-        ));
-        // Two pending: ambiguous, so it goes to the event stream and both still wait.
-        let mut third = join(&mut runner, "c");
-        let mut fourth = join(&mut runner, "d");
-        runner.dispatch(error_reply("", v1::ErrorCode::TextFrame));
-        assert!(matches!(
-            events.try_recv(),
-            Ok(Event::Error {
-                code: v1::ErrorCode::TextFrame,
-                ..
-            })
-        ));
-        assert!(third.try_recv().is_err() && fourth.try_recv().is_err());
-        // An Ack answers its request; a lost connection answers the rest.
-        runner.dispatch(arqon_proto::outbound::envelope(
-            Header {
-                correlation_id: "c-3".to_owned(),
-                ..Header::default()
-            },
-            v1::Ack::default(),
-        ));
-        assert!(matches!(third.try_recv(), Ok(Ok(()))));
-        runner.lose_pending();
-        assert!(matches!(
-            fourth.try_recv(),
-            Ok(Err(ClientError::ConnectionLost))
-        ));
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        let waits: Vec<u128> = (0..6).map(|a| backoff.delay(a).as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
-    }
-
-    // AC-SHIELD-21: the clients come back no sooner than the server says, and with jitter.
-    #[test]
-    fn ac_shield_21_a_reconnect_never_comes_sooner_than_the_server_asked() {
-        let backoff = Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_secs(5),
-        };
-        let mut reconnect = Reconnect::new(backoff, Jitter::new(11));
-        for attempt in 0..50 {
-            reconnect.server_asked(Some(Duration::from_secs(2)));
-            let wait = reconnect.next_wait(attempt % 4);
-            assert!(
-                (Duration::from_secs(2)..=Duration::from_secs(3)).contains(&wait),
-                "{wait:?}"
-            );
-        }
-        // The floor holds for one attempt only; then the backoff alone decides again.
-        reconnect.server_asked(Some(Duration::from_secs(2)));
-        let _ = reconnect.next_wait(0);
-        let wait = reconnect.next_wait(0);
-        assert!(wait <= Duration::from_millis(75), "{wait:?}");
-        // A backoff longer than the server's floor wins.
-        reconnect.server_asked(Some(Duration::from_millis(10)));
-        let wait = reconnect.next_wait(10);
-        assert!(wait >= Duration::from_secs(5), "{wait:?}");
-    }
-
-    #[test]
-    fn jitter_stays_between_the_wait_and_half_again_and_spreads() {
-        let mut jitter = Jitter::new(7);
-        let wait = Duration::from_secs(1);
-        let waits: BTreeSet<u128> = (0..200).map(|_| jitter.stretch(wait).as_millis()).collect();
-        assert!(
-            waits.iter().all(|ms| (1000..=1500).contains(ms)),
-            "{waits:?}"
-        );
-        // 200 draws over 501 values: a synchronised crowd would give one.
-        assert!(waits.len() > 100, "{} distinct waits", waits.len());
-        assert_eq!(jitter.stretch(Duration::ZERO), Duration::ZERO);
-    }
-}
+mod tests;

@@ -87,6 +87,12 @@ pub enum Refusal {
         /// The server's words.
         message: String,
     },
+    /// The tenant keeps no history, or it cannot be read now (`HISTORY_UNAVAILABLE`).
+    #[error("history unavailable: {message}")]
+    HistoryUnavailable {
+        /// The server's words.
+        message: String,
+    },
     /// A server fault or a code this client does not know (`INTERNAL`, `SLOW_CONSUMER`, …).
     #[error("server error ({}): {message}", code.as_str_name())]
     Server {
@@ -127,6 +133,7 @@ impl Refusal {
             ErrorCode::DigestMismatch | ErrorCode::CatalogStale | ErrorCode::NotFound => {
                 Self::Governance { code, message }
             }
+            ErrorCode::HistoryUnavailable => Self::HistoryUnavailable { message },
             ErrorCode::SlowConsumer | ErrorCode::Internal | ErrorCode::Unspecified => {
                 Self::Server { code, message }
             }
@@ -143,6 +150,7 @@ impl Refusal {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Forbidden { .. } => ErrorCode::Forbidden,
             Self::Draining { .. } => ErrorCode::ServerDraining,
+            Self::HistoryUnavailable { .. } => ErrorCode::HistoryUnavailable,
             Self::PolicyBlocked { code, .. }
             | Self::Token { code, .. }
             | Self::Protocol { code, .. }
@@ -166,7 +174,7 @@ mod tests {
             assert!(!refusal.to_string().is_empty());
             code += 1;
         }
-        assert_eq!(code, 26, "a new ErrorCode needs its place in Refusal");
+        assert_eq!(code, 27, "a new ErrorCode needs its place in Refusal");
         assert_eq!(
             Refusal::from_reply(ErrorCode::RateLimited.into(), String::new(), 1_500),
             Refusal::RateLimited {

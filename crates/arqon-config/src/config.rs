@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::sections::{
-    AdminConfig, AuthConfig, GovernanceConfig, LimitsConfig, NodeConfig, PolicyConfig,
-    PresenceConfig, SessionConfig, SpineConfig, TelemetryConfig, TlsConfig,
+    AdminConfig, AuthConfig, GovernanceConfig, HistoryConfig, LimitsConfig, NodeConfig,
+    PolicyConfig, PresenceConfig, SessionConfig, SpineConfig, TelemetryConfig, TlsConfig,
 };
 
 /// A node's whole configuration: the contents of `arqon.toml`.
@@ -22,6 +22,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The message backbone.
     pub spine: SpineConfig,
+    /// Message history and recovery.
+    pub history: HistoryConfig,
     /// Admission, buffers and per-tenant limits.
     pub limits: LimitsConfig,
     /// Per-connection liveness.

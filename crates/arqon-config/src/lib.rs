@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 
 pub use config::Config;
 pub use sections::{
-    AdminConfig, AuditKind, AuthConfig, GovernanceConfig, LimitsConfig, LogFormat, NodeConfig,
-    PolicyChain, PolicyConfig, PresenceConfig, Rate, RolloutDefaults, SessionConfig, SpineConfig,
-    SpineKind, TelemetryConfig, TenantLimits, TenantLimitsOverride, TlsConfig,
+    AdminConfig, AuditKind, AuthConfig, GovernanceConfig, HISTORY_MAX_AGE, HISTORY_MAX_BYTES,
+    HISTORY_MAX_MESSAGES, HistoryConfig, LimitsConfig, LogFormat, NodeConfig, PolicyChain,
+    PolicyConfig, PresenceConfig, Rate, RolloutDefaults, SessionConfig, SpineConfig, SpineKind,
+    TelemetryConfig, TenantHistoryOverride, TenantLimits, TenantLimitsOverride, TlsConfig,
 };
 pub use units::{ByteSize, Duration, UnitError};
 

@@ -117,6 +117,64 @@ impl Default for SpineConfig {
     }
 }
 
+/// `[history]`: per-room message history and recovery (`specs/history.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Keep history for tenants without their own entry. On NATS it needs `JetStream`.
+    pub enabled: bool,
+    /// Most messages kept per room (`JetStream` `max_msgs_per_subject`). At most 100,000.
+    pub max_messages: u64,
+    /// Most bytes kept per tenant, all rooms together. At most 8 GiB.
+    pub max_bytes: ByteSize,
+    /// Messages older than this are removed. At most 7 days.
+    pub max_age: Duration,
+    /// Most messages one recovering join returns; more missed means `truncated`. At most 100,000.
+    pub recovery_limit: u32,
+    /// Most bytes of one `HistoryPage`; the newest messages that fit are kept.
+    pub page_bytes: ByteSize,
+    /// `JetStream` replicas per tenant stream: 0 picks 3 in a cluster of three or more, else 1.
+    pub replicas: u8,
+    /// Per-tenant overrides, by tenant id.
+    pub tenants: BTreeMap<String, TenantHistoryOverride>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_messages: 10_000,
+            max_bytes: ByteSize::mib(64),
+            max_age: Duration::from_secs(600),
+            recovery_limit: 10_000,
+            page_bytes: ByteSize::mib(4),
+            replicas: 0,
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[history.tenants.<id>]`: one tenant's history; absent keys keep `[history]`'s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantHistoryOverride {
+    /// Keep this tenant's history.
+    pub enabled: Option<bool>,
+    /// Most messages kept per room.
+    pub max_messages: Option<u64>,
+    /// Most bytes kept for the tenant.
+    pub max_bytes: Option<ByteSize>,
+    /// Messages older than this are removed.
+    pub max_age: Option<Duration>,
+}
+
+/// Hard caps of `[history]`, whatever the file says.
+pub const HISTORY_MAX_MESSAGES: u64 = 100_000;
+/// Hard cap of `max_bytes`: 8 GiB.
+pub const HISTORY_MAX_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// Hard cap of `max_age`: 7 days.
+pub const HISTORY_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// A token-bucket rate: `per_sec` refilled per second, at most `burst` held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,10 @@ use arqon_proto::names::TenantId;
 
 use crate::config::Config;
 use crate::locate::KeyPath;
-use crate::sections::{AuditKind, Rate, SpineKind, TenantLimits, TenantLimitsOverride};
+use crate::sections::{
+    AuditKind, HISTORY_MAX_AGE, HISTORY_MAX_BYTES, HISTORY_MAX_MESSAGES, Rate, SpineKind,
+    TenantLimits, TenantLimitsOverride,
+};
 use crate::units::{ByteSize, Duration};
 
 /// One finding: the key at fault, where to point when that key is absent, and why.
@@ -63,6 +66,7 @@ pub(crate) fn validate(config: &Config) -> Findings {
     let mut found = Findings::default();
     node_tls_auth(config, &mut found);
     spine(config, &mut found);
+    history(config, &mut found);
     limits(config, &mut found);
     timing(config, &mut found);
     policy(config, &mut found);
@@ -176,6 +180,65 @@ fn spine(config: &Config, found: &mut Findings) {
         Duration::from_millis(100),
         Duration::from_secs(60),
     );
+}
+
+fn history(config: &Config, found: &mut Findings) {
+    let history = &config.history;
+    let retention = |found: &mut Findings,
+                     path: KeyPath,
+                     messages: Option<u64>,
+                     bytes: Option<ByteSize>,
+                     age: Option<Duration>| {
+        if let Some(messages) = messages {
+            found.range(
+                path.clone().key("max_messages"),
+                messages,
+                1,
+                HISTORY_MAX_MESSAGES,
+            );
+        }
+        if let Some(bytes) = bytes {
+            found.range(
+                path.clone().key("max_bytes"),
+                bytes.get(),
+                1024,
+                HISTORY_MAX_BYTES,
+            );
+        }
+        if let Some(age) = age {
+            found.range(
+                path.key("max_age"),
+                age,
+                Duration::from_secs(1),
+                HISTORY_MAX_AGE,
+            );
+        }
+    };
+    retention(
+        found,
+        KeyPath::from("history"),
+        Some(history.max_messages),
+        Some(history.max_bytes),
+        Some(history.max_age),
+    );
+    found.range(
+        "history.recovery_limit",
+        u64::from(history.recovery_limit),
+        1,
+        HISTORY_MAX_MESSAGES,
+    );
+    found.range(
+        "history.page_bytes",
+        history.page_bytes.get(),
+        1024,
+        64 * 1024 * 1024,
+    );
+    found.range("history.replicas", history.replicas, 0, 5);
+    for (id, over) in &history.tenants {
+        let path = KeyPath::from("history.tenants").key(id);
+        tenant_key(found, path.clone(), id);
+        retention(found, path, over.max_messages, over.max_bytes, over.max_age);
+    }
 }
 
 fn tenant_limits(found: &mut Findings, path: &KeyPath, limits: &TenantLimits, max_frame: ByteSize) {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod governance;
+pub mod history;
 pub mod lease;
 pub mod limits;
 pub mod machine;

@@ -5,6 +5,7 @@
 //! | subject | constructor |
 //! | --- | --- |
 //! | `arqon.v1.<tenant>.room.<room>` | [`Subject::room`] |
+//! | `arqon.v1.<tenant>.live.<room>` | [`Subject::room_live`] |
 //! | `arqon.v1.<tenant>.presence` | [`Subject::presence`] |
 //! | `arqon.v1.<tenant>.gov.up` | [`Subject::gov_up`] |
 //! | `arqon.v1.<tenant>.gov.down` | [`Subject::gov_down`] |
@@ -12,7 +13,8 @@
 //! | `arqon.v1._sys.heartbeat` | [`Subject::heartbeat`] |
 //!
 //! Neither names nor fixed tokens contain `.`, `*`, `>` or whitespace, so a subject never holds a
-//! wildcard and each input fills exactly one token. `_sys` is not a valid tenant id (a tenant cannot
+//! wildcard and each input fills exactly one token. The one wildcard string,
+//! [`room_history_filter`], is a `JetStream` stream's subject filter, never a subject. `_sys` is not a valid tenant id (a tenant cannot
 //! start with `_`), so the system subject cannot collide with any tenant's. There is deliberately no
 //! constructor from a string.
 
@@ -32,6 +34,8 @@ pub const SYSTEM_TOKEN: &str = "_sys";
 pub enum SubjectKind {
     /// Routed envelopes of one room of a tenant.
     Room(RoomName),
+    /// The same envelopes as stored in the tenant's history, republished with their offsets.
+    RoomLive(RoomName),
     /// Presence CRDT deltas of a tenant.
     Presence,
     /// Governance messages from a node to the control plane.
@@ -61,6 +65,20 @@ impl Subject {
     /// `arqon.v1.<tenant>.room.<room>`: the messages of one room.
     pub fn room(tenant: &TenantId, room: &RoomName) -> Self {
         Self::tenant_scoped(tenant, SubjectKind::Room(room.clone()))
+    }
+
+    /// `arqon.v1.<tenant>.live.<room>`: a room's messages as the history store republishes them,
+    /// with their offsets (live delivery when the tenant keeps history on NATS).
+    pub fn room_live(tenant: &TenantId, room: &RoomName) -> Self {
+        Self::tenant_scoped(tenant, SubjectKind::RoomLive(room.clone()))
+    }
+
+    /// The room this subject carries, for room and live-room subjects.
+    pub fn room_name(&self) -> Option<&RoomName> {
+        match &self.0.kind {
+            SubjectKind::Room(room) | SubjectKind::RoomLive(room) => Some(room),
+            _ => None,
+        }
     }
 
     /// `arqon.v1.<tenant>.presence`: a tenant's presence deltas.
@@ -96,6 +114,7 @@ impl Subject {
         let t = tenant.as_str();
         let text = match &kind {
             SubjectKind::Room(room) => format!("{PREFIX}.{t}.room.{}", room.as_str()),
+            SubjectKind::RoomLive(room) => format!("{PREFIX}.{t}.live.{}", room.as_str()),
             SubjectKind::Presence => format!("{PREFIX}.{t}.presence"),
             SubjectKind::GovUp => format!("{PREFIX}.{t}.gov.up"),
             SubjectKind::GovDown => format!("{PREFIX}.{t}.gov.down"),
@@ -123,6 +142,16 @@ impl Subject {
     pub fn kind(&self) -> &SubjectKind {
         &self.0.kind
     }
+}
+
+/// The subject filters of a tenant's history stream: its rooms (`arqon.v1.<tenant>.room.*`) and
+/// where the stream republishes them (`arqon.v1.<tenant>.live.{{wildcard(1)}}`, room for room).
+pub fn room_history_filter(tenant: &TenantId) -> (String, String) {
+    let t = tenant.as_str();
+    (
+        format!("{PREFIX}.{t}.room.*"),
+        format!("{PREFIX}.{t}.live.{{{{wildcard(1)}}}}"),
+    )
 }
 
 impl fmt::Display for Subject {
@@ -168,6 +197,7 @@ mod tests {
     fn all_subjects(t: &TenantId, r: &RoomName) -> Vec<Subject> {
         vec![
             Subject::room(t, r),
+            Subject::room_live(t, r),
             Subject::presence(t),
             Subject::gov_up(t),
             Subject::gov_down(t),
@@ -190,6 +220,10 @@ mod tests {
         let r = room("General_Chat-2");
         let cases = [
             (Subject::room(&t, &r), "arqon.v1.acme.room.General_Chat-2"),
+            (
+                Subject::room_live(&t, &r),
+                "arqon.v1.acme.live.General_Chat-2",
+            ),
             (Subject::presence(&t), "arqon.v1.acme.presence"),
             (Subject::gov_up(&t), "arqon.v1.acme.gov.up"),
             (Subject::gov_down(&t), "arqon.v1.acme.gov.down"),

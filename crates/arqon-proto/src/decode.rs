@@ -169,6 +169,40 @@ impl GovernanceCommand {
     }
 }
 
+/// Longest `Position.epoch`, in bytes.
+pub const MAX_EPOCH_BYTES: usize = 64;
+
+/// Most messages one `HistoryRequest` may ask for with `last`.
+pub const MAX_HISTORY_LAST: u32 = 1000;
+
+/// A client's place in a room's history (`arqon.v1.Position`), past validation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
+    /// Offset of the last message seen.
+    pub offset: u64,
+    /// The history's epoch; empty when the client has none yet.
+    pub epoch: String,
+}
+
+impl Position {
+    fn from_wire(field: &'static str, wire: crate::v1::Position) -> Result<Self, ProtocolError> {
+        bounded(field, &wire.epoch, MAX_EPOCH_BYTES)?;
+        Ok(Self {
+            offset: wire.offset,
+            epoch: wire.epoch,
+        })
+    }
+}
+
+/// What a `HistoryRequest` asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HistoryQuery {
+    /// The newest `n` messages (1..=`MAX_HISTORY_LAST`).
+    Last(u32),
+    /// The messages after a position.
+    Since(Position),
+}
+
 /// What a client asked for, after validation.
 #[derive(Clone, PartialEq)]
 pub enum ClientCommand {
@@ -178,6 +212,15 @@ pub enum ClientCommand {
         room: RoomName,
         /// Presence metadata, within the limits.
         metadata: BTreeMap<String, String>,
+        /// Where to recover from; `None` for a plain join.
+        since: Option<Position>,
+    },
+    /// Read a room's history.
+    History {
+        /// The room.
+        room: RoomName,
+        /// What to read.
+        query: HistoryQuery,
     },
     /// Leave a room.
     Leave {
@@ -233,6 +276,7 @@ impl ClientCommand {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Join { .. } => "join",
+            Self::History { .. } => "history_request",
             Self::Leave { .. } => "leave",
             Self::Publish { .. } => "publish",
             Self::Heartbeat => "heartbeat",
@@ -255,10 +299,20 @@ impl ClientCommand {
 impl fmt::Debug for ClientCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Join { room, metadata } => f
+            Self::Join {
+                room,
+                metadata,
+                since,
+            } => f
                 .debug_struct("Join")
                 .field("room", room)
                 .field("metadata", metadata)
+                .field("since", since)
+                .finish(),
+            Self::History { room, query } => f
+                .debug_struct("History")
+                .field("room", room)
+                .field("query", query)
                 .finish(),
             Self::Leave { room } => f.debug_struct("Leave").field("room", room).finish(),
             Self::Publish {
@@ -307,6 +361,9 @@ pub struct ClientEnvelope {
 pub fn body_name(body: &Body) -> &'static str {
     match body {
         Body::Join(_) => "join",
+        Body::HistoryRequest(_) => "history_request",
+        Body::Recovery(_) => "recovery",
+        Body::HistoryPage(_) => "history_page",
         Body::Leave(_) => "leave",
         Body::Publish(_) => "publish",
         Body::Heartbeat(_) => "heartbeat",
@@ -572,6 +629,23 @@ fn check_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ProtocolErr
     Ok(())
 }
 
+fn history_request(request: crate::v1::HistoryRequest) -> Result<ClientCommand, ProtocolError> {
+    let room = room(&request.room)?;
+    let query = match request.since {
+        Some(since) => {
+            HistoryQuery::Since(Position::from_wire("history_request.since.epoch", since)?)
+        }
+        None if (1..=MAX_HISTORY_LAST).contains(&request.last) => HistoryQuery::Last(request.last),
+        None => {
+            return Err(ProtocolError::InvalidField {
+                field: "history_request.last",
+                reason: "must be 1..=1000 when since is absent",
+            });
+        }
+    };
+    Ok(ClientCommand::History { room, query })
+}
+
 fn client_command(body: Body, limits: &FrameLimits) -> Result<ClientCommand, ProtocolError> {
     let server_only = |body: &Body| ProtocolError::ServerOnlyBody {
         body: body_name(body),
@@ -580,11 +654,17 @@ fn client_command(body: Body, limits: &FrameLimits) -> Result<ClientCommand, Pro
         Body::Join(join) => {
             let room = room(&join.room)?;
             check_metadata(&join.metadata)?;
+            let since = join
+                .since
+                .map(|since| Position::from_wire("join.since.epoch", since))
+                .transpose()?;
             ClientCommand::Join {
                 room,
                 metadata: join.metadata,
+                since,
             }
         }
+        Body::HistoryRequest(request) => history_request(request)?,
         Body::Leave(leave) => ClientCommand::Leave {
             room: room(&leave.room)?,
         },
@@ -636,6 +716,8 @@ fn client_command(body: Body, limits: &FrameLimits) -> Result<ClientCommand, Pro
             }
         }
         body @ (Body::Welcome(_)
+        | Body::Recovery(_)
+        | Body::HistoryPage(_)
         | Body::Message(_)
         | Body::PresenceUpdate(_)
         | Body::PresenceLeave(_)

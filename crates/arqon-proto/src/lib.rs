@@ -67,7 +67,8 @@ pub use close::CloseCode;
 pub use contract::{FILE_DESCRIPTOR_SET, PROTOCOL_VERSION};
 pub use decode::{
     ClientCommand, ClientEnvelope, ClientHeader, Frame, FrameLimits, GovernanceCommand,
-    SecretToken, TraceContext, body_name, decode_client_frame, decode_envelope, refused_header,
+    HistoryQuery, MAX_EPOCH_BYTES, MAX_HISTORY_LAST, Position, SecretToken, TraceContext,
+    body_name, decode_client_frame, decode_envelope, refused_header,
 };
 pub use error::ProtocolError;
 pub use outbound::{Stamp, encode_envelope};

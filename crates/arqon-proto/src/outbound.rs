@@ -9,8 +9,9 @@ use crate::decode::ClientHeader;
 use crate::error::ProtocolError;
 use crate::names::{RoomName, TenantId, UserId};
 use crate::v1::{
-    Ack, Drain, Envelope, Error, ErrorCode, Header, LeaveReason, Limits, Member, Message, Ping,
-    Pong, PresenceLeave, PresenceUpdate, PresenceUpdateKind, Welcome, envelope::Body,
+    Ack, Drain, Envelope, Error, ErrorCode, Header, HistoryPage, LeaveReason, Limits, Member,
+    Message, Ping, Pong, Position, PresenceLeave, PresenceUpdate, PresenceUpdateKind, Recovery,
+    Welcome, envelope::Body,
 };
 
 /// Encodes an envelope. Encoding is deterministic (maps are ordered), so equal envelopes give
@@ -114,6 +115,77 @@ pub fn message(header: Header, room: &RoomName, payload: Bytes, content_type: St
             room: room.as_str().to_owned(),
             payload,
             content_type,
+            offset: 0,
+            epoch: String::new(),
+        },
+    )
+}
+
+/// A stored `Message` frame with its history position merged in.
+///
+/// Protobuf merges a repeated occurrence of an embedded message field into the first, so
+/// appending `Envelope { message: Message { offset, epoch } }` to the encoded frame sets those two
+/// fields and leaves the rest untouched. The publishing node encodes each message once; every
+/// receiving node appends the position once, whatever its number of local members.
+pub fn with_position(frame: &[u8], offset: u64, epoch: &str) -> Bytes {
+    let suffix = Envelope {
+        header: None,
+        body: Some(Body::Message(Message {
+            offset,
+            epoch: epoch.to_owned(),
+            ..Message::default()
+        })),
+    };
+    let mut bytes = Vec::with_capacity(frame.len() + suffix.encoded_len());
+    bytes.extend_from_slice(frame);
+    suffix.encode_raw(&mut bytes);
+    Bytes::from(bytes)
+}
+
+/// A wire `Position`.
+pub fn position(offset: u64, epoch: &str) -> Position {
+    Position {
+        offset,
+        epoch: epoch.to_owned(),
+    }
+}
+
+/// `Recovery`: the outcome of a join that carried `since`; `count` recovered messages follow it.
+pub fn recovery(
+    header: Header,
+    room: &RoomName,
+    recovered: bool,
+    truncated: bool,
+    count: u32,
+    position: Option<Position>,
+) -> Envelope {
+    envelope(
+        header,
+        Recovery {
+            room: room.as_str().to_owned(),
+            recovered,
+            truncated,
+            count,
+            position,
+        },
+    )
+}
+
+/// `HistoryPage`: stored envelopes (each already carrying its position), oldest first.
+pub fn history_page(
+    header: Header,
+    room: &RoomName,
+    messages: Vec<Envelope>,
+    position: Option<Position>,
+    truncated: bool,
+) -> Envelope {
+    envelope(
+        header,
+        HistoryPage {
+            room: room.as_str().to_owned(),
+            messages,
+            position,
+            truncated,
         },
     )
 }
@@ -232,7 +304,10 @@ into_body!(
     Refresh,
     PresenceRequest,
     Ack,
+    HistoryRequest,
     Welcome,
+    Recovery,
+    HistoryPage,
     Message,
     PresenceUpdate,
     PresenceLeave,

@@ -28,6 +28,8 @@ impl fmt::Debug for Message {
             .field("room", &self.room)
             .field("payload_len", &self.payload.len())
             .field("content_type", &self.content_type)
+            .field("offset", &self.offset)
+            .field("epoch", &self.epoch)
             .finish()
     }
 }
@@ -52,6 +54,7 @@ mod tests {
             room: "r".into(),
             payload: bytes::Bytes::from_static(b"top-secret"),
             content_type: "text/plain".into(),
+            ..Message::default()
         };
         assert!(!format!("{message:?}").contains("top-secret"));
     }

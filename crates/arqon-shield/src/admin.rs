@@ -36,6 +36,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .merge(governance_routes())
         .merge(crate::admin_policy::routes())
         .merge(crate::admin_console::routes())
+        .merge(crate::admin_history::routes())
         .route_layer(middleware::from_fn_with_state(shared, require_operator))
         // The console's page and assets: public like any login page (they hold no data; every
         // call they make goes through the token check above). Merged after the layer, so outside it.

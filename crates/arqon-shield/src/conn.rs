@@ -30,6 +30,8 @@ use crate::hub::{Outbox, SlowSignal};
 use crate::metrics::{dec, inc};
 use crate::state::{IdentityGuard, Shared, SlotGuard};
 
+mod recovery;
+
 /// How long a closing session waits for its writer to flush before dropping the socket.
 const WRITER_GRACE: Duration = Duration::from_secs(2);
 
@@ -56,6 +58,8 @@ struct Current {
     presence_page: (u32, Option<String>),
     /// Why the frame was refused at decode (the `ProtocolError`'s text, never a token or payload).
     refusal: Option<String>,
+    /// A `HistoryRequest`'s query.
+    history: Option<arqon_proto::HistoryQuery>,
 }
 
 struct Driver {
@@ -73,6 +77,8 @@ struct Driver {
     role: &'static str,
     /// A governance body read from the current frame, forwarded once the machine stepped it.
     governance: Option<arqon_proto::GovernanceCommand>,
+    /// A history page read for the machine, held until it decides what to send.
+    held: Option<crate::history::Held>,
 }
 
 /// Runs one session until it is closed.
@@ -109,6 +115,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         close_code: None,
         role,
         governance: None,
+        held: None,
     };
     // On the tenant's gov.down before the Welcome goes out, so nothing sent after it is missed.
     let governance = Arc::clone(&shared.governance);
@@ -272,6 +279,7 @@ pub(crate) fn wire_code(code: ErrorCode) -> v1::ErrorCode {
         ErrorCode::PolicyAbi => v1::ErrorCode::PolicyAbi,
         ErrorCode::PolicyLoad => v1::ErrorCode::PolicyLoad,
         ErrorCode::ServerDraining => v1::ErrorCode::ServerDraining,
+        ErrorCode::HistoryUnavailable => v1::ErrorCode::HistoryUnavailable,
     }
 }
 
@@ -408,6 +416,7 @@ impl Driver {
                     presence_meta: None,
                     presence_page: (0, None),
                     refusal: Some(error.to_string()),
+                    history: None,
                 });
                 SessionEvent::ProtocolError {
                     code: protocol_code(&error),
@@ -427,11 +436,30 @@ impl Driver {
             presence_meta: None,
             presence_page: (0, None),
             refusal: None,
+            history: None,
         };
         let event = match envelope.command {
-            ClientCommand::Join { room, metadata } => {
+            ClientCommand::Join {
+                room,
+                metadata,
+                since,
+            } => {
                 current.presence_meta = crate::presence::meta_text(&metadata);
+                let recovering = u64::from(since.is_some());
+                self.shared
+                    .metrics
+                    .recoveries
+                    .fetch_add(recovering, std::sync::atomic::Ordering::Relaxed);
                 SessionEvent::Join {
+                    room,
+                    request,
+                    since,
+                    now_us,
+                }
+            }
+            ClientCommand::History { room, query } => {
+                current.history = Some(query);
+                SessionEvent::HistoryRequest {
                     room,
                     request,
                     now_us,
@@ -480,32 +508,49 @@ impl Driver {
                 self.governance = Some(body);
                 SessionEvent::Heartbeat { request, now_us }
             }
-            ClientCommand::Refresh { token } => {
-                let outcome = match self
-                    .shared
-                    .verifier
-                    .verify(token.expose(), now_us / 1_000_000)
-                {
-                    Ok(claims) => {
-                        inc(&self.shared.metrics.refreshes);
-                        RefreshOutcome::Valid {
-                            tenant: claims.tenant,
-                            user: claims.sub,
-                            expires_us: self.shared.expiry_us(claims.exp),
-                        }
-                    }
-                    Err(arqon_auth::AuthError::Expired { .. }) => RefreshOutcome::Expired,
-                    Err(error) => RefreshOutcome::Invalid(error.reason()),
-                };
-                SessionEvent::Refresh {
-                    outcome,
-                    request,
-                    now_us,
-                }
-            }
+            ClientCommand::Refresh { token } => self.refresh_event(&token, request, now_us),
         };
         self.current = Some(current);
         event
+    }
+
+    /// The `Refresh` event for a token: verified here, decided by the machine.
+    fn refresh_event(
+        &self,
+        token: &arqon_proto::SecretToken,
+        request: u64,
+        now_us: u64,
+    ) -> SessionEvent {
+        let outcome = match self
+            .shared
+            .verifier
+            .verify(token.expose(), now_us / 1_000_000)
+        {
+            Ok(claims) => {
+                inc(&self.shared.metrics.refreshes);
+                RefreshOutcome::Valid {
+                    tenant: claims.tenant,
+                    user: claims.sub,
+                    expires_us: self.shared.expiry_us(claims.exp),
+                }
+            }
+            Err(arqon_auth::AuthError::Expired { .. }) => RefreshOutcome::Expired,
+            Err(error) => RefreshOutcome::Invalid(error.reason()),
+        };
+        SessionEvent::Refresh {
+            outcome,
+            request,
+            now_us,
+        }
+    }
+
+    fn send_ack(&mut self, request: u64) {
+        let acked = self
+            .current_for(Some(request))
+            .and_then(|current| current.header.message_id.clone())
+            .unwrap_or_default();
+        let header = self.server_header(Some(request));
+        self.send(&outbound::ack(header, acked));
     }
 
     fn current_for(&self, request: Option<u64>) -> Option<&Current> {
@@ -693,14 +738,7 @@ impl Driver {
                 request,
                 retry_after_ms,
             } => self.send_error(wire_code(code), request, retry_after_ms),
-            SessionEffect::SendAck { request } => {
-                let acked = self
-                    .current_for(Some(request))
-                    .and_then(|current| current.header.message_id.clone())
-                    .unwrap_or_default();
-                let header = self.server_header(Some(request));
-                self.send(&outbound::ack(header, acked));
-            }
+            SessionEffect::SendAck { request } => self.send_ack(request),
             SessionEffect::SendPresence {
                 room,
                 request,
@@ -723,12 +761,17 @@ impl Driver {
                     reconnect_ms,
                 ));
             }
-            SessionEffect::Subscribe { room } => {
+            effect @ (SessionEffect::FetchHistory { .. }
+            | SessionEffect::ReadHistory { .. }
+            | SessionEffect::SendRecovery { .. }
+            | SessionEffect::OpenGate { .. }
+            | SessionEffect::SendHistory { .. }) => return self.execute_history(effect).await,
+            SessionEffect::Subscribe { room, gated } => {
                 let subject = Subject::room(&self.identity.tenant, &room);
                 let joined = self
                     .shared
                     .hub
-                    .join(&subject, self.identity.session, self.outbox.clone())
+                    .join(&subject, self.identity.session, self.outbox.clone(), gated)
                     .await;
                 if let Err(error) = joined {
                     self.shared.metrics.obs.spine_errors.inc("subscribe");

@@ -4,14 +4,21 @@
 //! it once); the same `Bytes` are queued to every local member. Each member has a bounded queue:
 //! when it is full the message is dropped, counted and the member's [`SlowSignal`] is raised, and
 //! the member's Session machine decides whether to close.
+//!
+//! With history, a delivered message carries its position: the forwarder merges offset and epoch
+//! into the frame once per node (`outbound::with_position`). A recovering member is *gated*: its
+//! messages are held until its Session machine has decided the recovery (`OpenGate`); from then on
+//! the member only takes messages newer than the decided offset, so the seam between history and
+//! live traffic has no duplicate. When a message's room predecessor is newer than the last one
+//! forwarded (a NATS reconnect lost some), the forwarder reads the gap from history first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use arqon_core::subject::{Subject, SubjectKind};
 use arqon_proto::names::{RoomName, TenantId};
-use arqon_spine::{Spine, SpineError};
+use arqon_spine::{HistoryQuery, Message, Spine, SpineError, Stored};
 use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -26,7 +33,7 @@ pub(crate) struct SlowSignal {
 }
 
 impl SlowSignal {
-    fn raise(&self) {
+    pub(crate) fn raise(&self) {
         self.drops.fetch_add(1, Ordering::Relaxed);
         self.notify.notify_one();
     }
@@ -65,13 +72,46 @@ impl Outbox {
     }
 }
 
+/// Reads of a live gap tried after the first fails, the n-th after `n × REPAIR_PAUSE`.
+const REPAIR_ATTEMPTS: u32 = 8;
+const REPAIR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Longest wait for the spine to confirm a new room subscription.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-type Members = Arc<RwLock<HashMap<u64, Outbox>>>;
+/// A held message: its offset (`None` without history) and its frame.
+type Held = (Option<u64>, Bytes);
+
+/// One local member of a room.
+#[derive(Debug)]
+struct Member {
+    outbox: Outbox,
+    /// Only messages of this epoch newer than this offset are taken (set by `OpenGate`).
+    floor: Option<(Arc<str>, u64)>,
+    /// While recovering: the messages held for the member.
+    gate: Option<Arc<std::sync::Mutex<Vec<Held>>>>,
+}
+
+impl Member {
+    /// Whether the member takes a message at `stored`.
+    fn takes(&self, stored: Option<&Stored>) -> bool {
+        match (&self.floor, stored) {
+            (Some((epoch, floor)), Some(stored)) => {
+                *epoch != stored.epoch || stored.offset > *floor
+            }
+            _ => true,
+        }
+    }
+}
+
+type Members = Arc<RwLock<HashMap<u64, Member>>>;
+
+/// The epoch and offset of the last message a room's forwarder handled.
+type Last = Arc<std::sync::Mutex<Option<(Arc<str>, u64)>>>;
 
 struct Room {
     members: Members,
+    last: Last,
     forward: JoinHandle<()>,
 }
 
@@ -92,21 +132,27 @@ impl Hub {
     }
 
     /// Adds `session` to the room; the first local member opens the spine subscription, which is in
-    /// place when this returns.
+    /// place when this returns. A `gated` member's messages are held until [`Hub::open_gate`].
     pub(crate) async fn join(
         &self,
         subject: &Subject,
         session: u64,
         outbox: Outbox,
+        gated: bool,
     ) -> Result<(), SpineError> {
+        let member = Member {
+            outbox,
+            floor: None,
+            gate: gated.then(Arc::default),
+        };
         let mut rooms = self.rooms.lock().await;
         if let Some(room) = rooms.get(subject) {
             if let Ok(mut members) = room.members.write() {
-                members.insert(session, outbox);
+                members.insert(session, member);
             }
             return Ok(());
         }
-        let mut subscription = self.spine.subscribe(subject).await?;
+        let subscription = self.spine.subscribe(subject).await?;
         // The flush makes the interest known to the server before the join is acknowledged. While
         // the spine is disconnected it cannot complete; the subscription is then sent on reconnect,
         // and the room lock is not held hostage.
@@ -119,26 +165,89 @@ impl Hub {
                 "spine flush timed out; subscription pending reconnect"
             );
         }
-        let members: Members = Arc::new(RwLock::new(HashMap::from([(session, outbox)])));
-        let shared = Arc::clone(&members);
-        let metrics = Arc::clone(&self.metrics);
-        let forward = tokio::spawn(async move {
-            while let Some(message) = subscription.recv().await {
-                let delivery = crate::telemetry::Delivery::start(&message);
-                let Ok(members) = shared.read() else { break };
-                let mut queued = 0;
-                for outbox in members.values() {
-                    if outbox.offer(message.payload.clone(), &metrics) {
-                        inc(&metrics.delivered);
-                        queued += 1;
-                    }
-                }
-                delivery.finish(&metrics.obs, members.len(), queued, crate::clock::now_us());
-            }
-        });
+        let members: Members = Arc::new(RwLock::new(HashMap::from([(session, member)])));
+        let last = Last::default();
+        let forwarder = Forwarder {
+            members: Arc::clone(&members),
+            metrics: Arc::clone(&self.metrics),
+            spine: Arc::clone(&self.spine),
+            subject: subject.clone(),
+            last: Arc::clone(&last),
+        };
+        let forward = tokio::spawn(forwarder.run(subscription));
         inc(&self.metrics.rooms_subscribed);
-        rooms.insert(subject.clone(), Room { members, forward });
+        rooms.insert(
+            subject.clone(),
+            Room {
+                members,
+                last,
+                forward,
+            },
+        );
         Ok(())
+    }
+
+    /// Ends a member's hold: delivers the held messages newer than `after` (of `epoch`), in order,
+    /// waiting for queue space, then lets live messages through, from then on only those newer
+    /// than `after`.
+    pub(crate) async fn open_gate(
+        &self,
+        subject: &Subject,
+        session: u64,
+        floor: Option<(Arc<str>, u64)>,
+    ) {
+        let Some((members, last)) = self
+            .rooms
+            .lock()
+            .await
+            .get(subject)
+            .map(|room| (Arc::clone(&room.members), Arc::clone(&room.last)))
+        else {
+            return;
+        };
+        // A room subscription that has forwarded nothing yet starts its gap watch at the join
+        // point: a live message lost before the subscription's interest reached the whole cluster
+        // is then read from history when the next one arrives.
+        if let Some(floor) = &floor {
+            let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_none() {
+                *last = Some(floor.clone());
+            }
+        }
+        let Some((gate, queue)) = members.write().ok().and_then(|mut members| {
+            let member = members.get_mut(&session)?;
+            member.floor.clone_from(&floor);
+            Some((member.gate.clone()?, member.outbox.queue.clone()))
+        }) else {
+            return;
+        };
+        let after = |offset: Option<u64>| match (&floor, offset) {
+            (Some((_, floor)), Some(offset)) => offset > *floor,
+            _ => true,
+        };
+        loop {
+            let held = std::mem::take(&mut *gate.lock().unwrap_or_else(PoisonError::into_inner));
+            if held.is_empty() {
+                // Under the members lock no forwarder can add to the gate: close it if still empty.
+                let Ok(mut members) = members.write() else {
+                    return;
+                };
+                let Some(member) = members.get_mut(&session) else {
+                    return;
+                };
+                if gate.lock().map_or(true, |g| g.is_empty()) {
+                    member.gate = None;
+                    return;
+                }
+                continue;
+            }
+            for (offset, frame) in held {
+                if after(offset) && queue.send(frame).await.is_err() {
+                    return;
+                }
+                inc(&self.metrics.delivered);
+            }
+        }
     }
 
     /// Removes `session`; the last local member closes the spine subscription.
@@ -194,11 +303,144 @@ impl Hub {
         };
         members
             .values()
-            .filter(|outbox| outbox.offer(frame.clone(), &self.metrics))
+            .filter(|member| member.outbox.offer(frame.clone(), &self.metrics))
             .count()
     }
 
     pub(crate) fn spine(&self) -> &Arc<dyn Spine> {
         &self.spine
+    }
+}
+
+/// Forwards one room subscription to the room's local members.
+struct Forwarder {
+    members: Members,
+    metrics: Arc<Metrics>,
+    spine: Arc<dyn Spine>,
+    subject: Subject,
+    /// The offset of the last message forwarded (in its epoch), for gap repair.
+    last: Last,
+}
+
+impl Forwarder {
+    async fn run(self, mut subscription: arqon_spine::Subscription) {
+        while let Some(message) = subscription.recv().await {
+            if let Some(stored) = &message.stored {
+                let last = self
+                    .last
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                self.repair(last, stored).await;
+                *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((Arc::clone(&stored.epoch), stored.offset));
+            }
+            let frame = positioned(&message.payload, message.stored.as_ref());
+            if !self.forward(&message, &frame) {
+                break;
+            }
+        }
+    }
+
+    /// Fills a gap before `stored` from history: the messages after the last one forwarded and
+    /// before this one.
+    async fn repair(&self, last: Option<(Arc<str>, u64)>, stored: &Stored) {
+        let last = match last {
+            Some((epoch, last)) if epoch == stored.epoch => Some(last),
+            _ => None,
+        };
+        let Some(from) = arqon_core::history::gap(last, stored.previous) else {
+            return;
+        };
+        let Some(history) = self.spine.history() else {
+            return;
+        };
+        inc(&self.metrics.history_reads);
+        let query = HistoryQuery::Between {
+            after: from - 1,
+            before: stored.offset,
+        };
+        // The store may be failing over (the gap's cause, often): retry for a while, in order.
+        let mut read = history.read(&self.subject, query).await;
+        for attempt in 1..=REPAIR_ATTEMPTS {
+            if read.is_ok() {
+                break;
+            }
+            inc(&self.metrics.history_read_failures);
+            tokio::time::sleep(REPAIR_PAUSE * attempt).await;
+            read = history.read(&self.subject, query).await;
+        }
+        match read {
+            Ok(page) => {
+                inc(&self.metrics.live_gaps_repaired);
+                tracing::info!(
+                    subject = self.subject.as_str(),
+                    from,
+                    to = stored.offset,
+                    "live gap filled from history"
+                );
+                for missed in page
+                    .messages
+                    .into_iter()
+                    .filter(|m| m.offset < stored.offset)
+                {
+                    let filled = Message {
+                        subject: self.subject.clone(),
+                        headers: arqon_spine::Headers::new(),
+                        stored: Some(Stored {
+                            offset: missed.offset,
+                            previous: 0,
+                            epoch: Arc::clone(&stored.epoch),
+                        }),
+                        payload: missed.payload,
+                    };
+                    let frame = positioned(&filled.payload, filled.stored.as_ref());
+                    self.forward(&filled, &frame);
+                }
+            }
+            Err(error) => {
+                inc(&self.metrics.history_read_failures);
+                tracing::warn!(subject = self.subject.as_str(), %error, "live gap not filled");
+            }
+        }
+    }
+
+    /// Offers one message to every member; false once the member map is gone.
+    fn forward(&self, message: &Message, frame: &Bytes) -> bool {
+        let delivery = crate::telemetry::Delivery::start(message);
+        let Ok(members) = self.members.read() else {
+            return false;
+        };
+        let mut queued = 0;
+        let offset = message.stored.as_ref().map(|s| s.offset);
+        for member in members.values() {
+            if !member.takes(message.stored.as_ref()) {
+                continue;
+            }
+            if let Some(gate) = &member.gate {
+                gate.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((offset, frame.clone()));
+                queued += 1;
+            } else if member.outbox.offer(frame.clone(), &self.metrics) {
+                inc(&self.metrics.delivered);
+                queued += 1;
+            }
+        }
+        delivery.finish(
+            &self.metrics.obs,
+            members.len(),
+            queued,
+            crate::clock::now_us(),
+        );
+        true
+    }
+}
+
+/// The frame to deliver: the stored envelope with its position merged in, when it has one.
+pub(crate) fn positioned(payload: &Bytes, stored: Option<&Stored>) -> Bytes {
+    match stored {
+        Some(stored) => arqon_proto::outbound::with_position(payload, stored.offset, &stored.epoch),
+        None => payload.clone(),
     }
 }

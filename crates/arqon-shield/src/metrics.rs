@@ -71,6 +71,12 @@ metrics! {
     dropped_slow: "counter", "`arqonbus.shield.dropped_slow`: envelopes dropped because a socket's queue was full";
     rooms_subscribed: "gauge", "`arqonbus.shield.rooms_subscribed`: spine room subscriptions held by this node";
     refreshes: "counter", "`arqonbus.shield.refreshes`: in-band refresh tokens that verified";
+    recoveries: "counter", "`arqonbus.shield.recoveries`: joins that carried a position";
+    recoveries_complete: "counter", "`arqonbus.shield.recoveries_complete`: recovering joins answered recovered = true";
+    recovered_messages: "counter", "`arqonbus.shield.recovered_messages`: messages sent from history to recovering joins";
+    history_reads: "counter", "`arqonbus.shield.history_reads`: history reads (recoveries, history requests, gap repairs)";
+    history_read_failures: "counter", "`arqonbus.shield.history_read_failures`: history reads that failed";
+    live_gaps_repaired: "counter", "`arqonbus.shield.live_gaps_repaired`: gaps on a live room subscription filled from history";
 }
 
 /// Adds one to a counter.

@@ -16,7 +16,7 @@ use arqon_core::session::{
 };
 use arqon_proto::FrameLimits;
 use arqon_proto::names::TenantId;
-use arqon_spine::{EmbeddedSpine, NatsConfig, NatsSpine, Spine};
+use arqon_spine::{EmbeddedSpine, HistoryConfig, NatsConfig, NatsSpine, Retention, Spine};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -111,14 +111,51 @@ fn load_verifier(config: &Config) -> Result<Verifier, ShieldError> {
     Ok(Verifier::new(jwks, config.verifier_settings()))
 }
 
+/// The spine's history settings from `[history]`.
+pub fn history_config(config: &Config) -> HistoryConfig {
+    let history = &config.history;
+    let base = Retention {
+        max_messages: history.max_messages,
+        max_bytes: history.max_bytes.get(),
+        max_age: history.max_age.get(),
+    };
+    let tenants = history
+        .tenants
+        .iter()
+        .filter_map(|(id, over)| {
+            let tenant = TenantId::parse(id).ok()?;
+            let retention = Retention {
+                max_messages: over.max_messages.unwrap_or(base.max_messages),
+                max_bytes: over
+                    .max_bytes
+                    .map_or(base.max_bytes, arqon_config::ByteSize::get),
+                max_age: over
+                    .max_age
+                    .map_or(base.max_age, arqon_config::Duration::get),
+            };
+            let enabled = over.enabled.unwrap_or(history.enabled);
+            Some((tenant, enabled.then_some(retention)))
+        })
+        .collect();
+    HistoryConfig {
+        default: history.enabled.then_some(base),
+        tenants,
+        replicas: usize::from(history.replicas),
+    }
+}
+
 /// Connects the spine the configuration asks for.
 pub async fn connect_spine(config: &Config) -> Result<Arc<dyn Spine>, ShieldError> {
     Ok(match config.spine.kind {
-        SpineKind::Embedded => Arc::new(EmbeddedSpine::new()),
+        SpineKind::Embedded => Arc::new(EmbeddedSpine::with_history(
+            arqon_spine::DEFAULT_CAPACITY,
+            history_config(config),
+        )),
         SpineKind::Nats => {
             let mut nats = NatsConfig::new(config.spine.nats_urls.iter().cloned());
             nats.name = Some(config.node.id.clone());
             nats.connect_timeout = config.spine.connect_timeout.get();
+            nats.history = history_config(config);
             Arc::new(NatsSpine::connect(&nats).await?)
         }
     })
@@ -185,6 +222,8 @@ impl Node {
                 drain_timeout: config.node.drain_timeout.get(),
                 reconnect_after: Duration::from_millis(100),
                 leeway_us: config.auth.leeway.as_micros(),
+                recovery_limit: usize::try_from(config.history.recovery_limit).unwrap_or(10_000),
+                page_bytes: config.history.page_bytes.as_usize(),
             },
             machine: SessionMachine {
                 config: session_config(&config),

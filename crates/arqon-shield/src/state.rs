@@ -27,6 +27,10 @@ pub(crate) struct Settings {
     pub(crate) drain_timeout: Duration,
     pub(crate) reconnect_after: Duration,
     pub(crate) leeway_us: u64,
+    /// Most messages one recovering join returns (`history.recovery_limit`).
+    pub(crate) recovery_limit: usize,
+    /// Most bytes of one `HistoryPage` (`history.page_bytes`).
+    pub(crate) page_bytes: usize,
 }
 
 /// State shared by the routes and every session of a node.

@@ -4,10 +4,18 @@
 //! publish order. A publish never waits: when a subscription's queue is full the message is dropped
 //! for that subscription only and counted (the NATS slow-consumer rule), so one stalled reader
 //! cannot slow a publisher or the other readers.
+//!
+//! With history on for a tenant, a room publish is appended to the tenant's log (`log.rs`) and
+//! delivered with its position under the same lock, so delivery order is offset order.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::Instant;
+
+use arqon_core::subject::SubjectKind;
+use arqon_proto::names::TenantId;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -16,6 +24,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::headers::Headers;
+use crate::history::{History, HistoryConfig, HistoryError, HistoryPage, HistoryQuery};
+use crate::log::TenantLog;
 use crate::spine::{
     Message, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
 };
@@ -32,6 +42,9 @@ struct Inner {
     capacity: usize,
     dropped: AtomicU64,
     status: watch::Sender<SpineStatus>,
+    history: HistoryConfig,
+    epoch: Arc<str>,
+    logs: Mutex<HashMap<TenantId, TenantLog>>,
 }
 
 /// The in-process Spine. Cheap to clone; clones share one bus.
@@ -60,8 +73,18 @@ impl EmbeddedSpine {
         Self::with_capacity(DEFAULT_CAPACITY)
     }
 
-    /// A bus whose subscriptions queue up to `capacity` messages (at least one).
+    /// A bus whose subscriptions queue up to `capacity` messages (at least one), keeping no history.
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_history(capacity, HistoryConfig::default())
+    }
+
+    /// A bus that keeps each tenant's history as `history` says. The epoch is new for every bus:
+    /// a restarted node has lost its history, and its clients learn so.
+    pub fn with_history(capacity: usize, history: HistoryConfig) -> Self {
+        let epoch: Arc<str> = Arc::from(format!(
+            "m{:016x}",
+            RandomState::new().hash_one(Instant::now())
+        ));
         let connected = SpineStatus {
             connected: true,
             reconnects: 0,
@@ -73,6 +96,9 @@ impl EmbeddedSpine {
                 capacity: capacity.max(1),
                 dropped: AtomicU64::new(0),
                 status: watch::Sender::new(connected),
+                history,
+                epoch,
+                logs: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -89,6 +115,25 @@ impl EmbeddedSpine {
 }
 
 impl Inner {
+    /// Appends a room message to its tenant's log when the tenant keeps history, and delivers it;
+    /// both under the log lock, so deliveries leave in offset order.
+    fn publish(&self, mut message: Message) {
+        let (Some(tenant), SubjectKind::Room(room)) =
+            (message.subject.tenant(), message.subject.kind())
+        else {
+            return self.deliver(&message);
+        };
+        let Some(retention) = self.history.retention(tenant) else {
+            return self.deliver(&message);
+        };
+        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
+        let log = logs
+            .entry(tenant.clone())
+            .or_insert_with(|| TenantLog::new(retention, Arc::clone(&self.epoch)));
+        message.stored = Some(log.append(room, message.payload.clone(), Instant::now()));
+        self.deliver(&message);
+    }
+
     fn deliver(&self, message: &Message) {
         let queues = self.queues.read().unwrap_or_else(PoisonError::into_inner);
         let Some(subscribers) = queues.get(&message.subject) else {
@@ -143,8 +188,9 @@ impl Spine for EmbeddedSpine {
             subject: subject.clone(),
             headers,
             payload,
+            stored: None,
         };
-        span.in_scope(|| self.inner.deliver(&message));
+        span.in_scope(|| self.inner.publish(message));
         async { Ok(()) }.boxed()
     }
 
@@ -195,6 +241,41 @@ impl Spine for EmbeddedSpine {
 
     fn dropped(&self) -> u64 {
         self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    fn history(&self) -> Option<&dyn History> {
+        Some(self)
+    }
+}
+
+impl History for EmbeddedSpine {
+    fn read<'a>(
+        &'a self,
+        room: &'a Subject,
+        query: HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, HistoryError>> {
+        let result = (|| {
+            let (Some(tenant), SubjectKind::Room(name)) = (room.tenant(), room.kind()) else {
+                return Err(HistoryError::NotARoom {
+                    subject: room.as_str().to_owned(),
+                });
+            };
+            let Some(retention) = self.inner.history.retention(tenant) else {
+                return Err(HistoryError::Disabled {
+                    tenant: tenant.as_str().to_owned(),
+                });
+            };
+            let mut logs = self
+                .inner
+                .logs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let log = logs
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantLog::new(retention, Arc::clone(&self.inner.epoch)));
+            Ok(log.read(name, query, Instant::now()))
+        })();
+        async move { result }.boxed()
     }
 }
 

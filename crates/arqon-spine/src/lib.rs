@@ -16,6 +16,9 @@
 
 mod embedded;
 mod headers;
+mod history;
+mod jetstream;
+mod log;
 mod nats;
 mod spine;
 
@@ -24,6 +27,10 @@ pub use bytes::Bytes;
 pub use embedded::{DEFAULT_CAPACITY, EmbeddedSpine};
 pub use headers::{
     HeaderError, Headers, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, TRACEPARENT, TRACESTATE,
+};
+pub use history::{
+    History, HistoryConfig, HistoryError, HistoryPage, HistoryQuery, Retention, Stored,
+    StoredMessage,
 };
 pub use nats::{NatsConfig, NatsSpine};
 pub use spine::{Message, Spine, SpineError, SpineStatus, Subscription};

@@ -3,6 +3,9 @@
 //! Reconnects are async-nats's: it retries the configured and the discovered (cluster) servers,
 //! restores subscriptions and sends publishes queued meanwhile. This module turns its connection
 //! events into a [`SpineStatus`] watch and counts slow-consumer drops.
+//!
+//! For a tenant that keeps history, room publishes go through `JetStream` and room subscriptions
+//! read the stream's republished copies, which carry their offsets (`jetstream.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,10 +19,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::headers::Headers;
+use crate::history::{History, HistoryConfig, HistoryError, HistoryPage, HistoryQuery};
+use crate::jetstream::JetStreamHistory;
 use crate::spine::{
     Message, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
 };
-use arqon_core::subject::Subject;
+use arqon_core::subject::{Subject, SubjectKind};
 
 /// How to reach NATS. Its `Debug` shows the URLs with any credentials in them masked.
 #[derive(Clone)]
@@ -38,6 +43,8 @@ pub struct NatsConfig {
     pub round_trip_timeout: Duration,
     /// Commands (publishes) the client queues while disconnected before `publish` waits.
     pub client_capacity: usize,
+    /// Which tenants keep history (`JetStream`); the default keeps none.
+    pub history: HistoryConfig,
 }
 
 impl std::fmt::Debug for NatsConfig {
@@ -51,6 +58,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("subscription_capacity", &self.subscription_capacity)
             .field("round_trip_timeout", &self.round_trip_timeout)
             .field("client_capacity", &self.client_capacity)
+            .field("history", &self.history)
             .finish()
     }
 }
@@ -82,6 +90,7 @@ impl NatsConfig {
             subscription_capacity: 64 * 1024,
             client_capacity: 4096,
             round_trip_timeout: Duration::from_secs(10),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -132,6 +141,7 @@ pub struct NatsSpine {
     client: async_nats::Client,
     shared: Arc<Shared>,
     barrier_timeout: Duration,
+    history: Option<Arc<JetStreamHistory>>,
 }
 
 impl std::fmt::Debug for NatsSpine {
@@ -186,10 +196,27 @@ impl NatsSpine {
             .map_err(|_| connect_error("timed out".into()))?
             .map_err(|e| connect_error(e.to_string()))?;
         shared.mark_connected();
+        let keeps_history = config.history.default.is_some()
+            || config.history.tenants.values().any(Option::is_some);
+        let history = if keeps_history {
+            let history = JetStreamHistory::new(
+                client.clone(),
+                config.history.clone(),
+                config.round_trip_timeout,
+            );
+            history
+                .ensure_configured()
+                .await
+                .map_err(|e| connect_error(format!("{e} (history needs JetStream)")))?;
+            Some(Arc::new(history))
+        } else {
+            None
+        };
         Ok(Self {
             client,
             shared,
             barrier_timeout: config.round_trip_timeout,
+            history,
         })
     }
 
@@ -217,6 +244,19 @@ impl NatsSpine {
         }
     }
 
+    /// The tenant's history stream, when the subject is a room of a tenant that keeps history.
+    async fn history_stream(
+        &self,
+        subject: &Subject,
+    ) -> Result<Option<Arc<crate::jetstream::TenantStream>>, String> {
+        let (Some(history), Some(tenant), SubjectKind::Room(_)) =
+            (&self.history, subject.tenant(), subject.kind())
+        else {
+            return Ok(None);
+        };
+        history.stream(tenant).await.map_err(|e| e.to_string())
+    }
+
     /// The underlying client, for `JetStream` and other NATS-only features (the audit stream).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -236,6 +276,10 @@ fn to_nats_headers(headers: &Headers) -> Result<HeaderMap, String> {
 fn from_nats_headers(map: Option<&HeaderMap>) -> Headers {
     let mut headers = Headers::new();
     for (name, values) in map.into_iter().flat_map(HeaderMap::iter) {
+        // The server's own headers (JetStream's republish metadata) are not the publisher's.
+        if AsRef::<str>::as_ref(name).starts_with("Nats-") {
+            continue;
+        }
         if let Some(value) = values.first() {
             // Our own publishes are valid; anything else (a foreign publisher) is skipped, not trusted.
             if headers.insert(name.as_ref(), value.as_str()).is_err() {
@@ -260,6 +304,18 @@ impl Spine for NatsSpine {
                 reason,
             };
             let map = to_nats_headers(&headers).map_err(publish_error)?;
+            if self
+                .history_stream(subject)
+                .await
+                .map_err(publish_error)?
+                .is_some()
+                && let Some(history) = &self.history
+            {
+                return history
+                    .publish(subject, map, payload)
+                    .await
+                    .map_err(publish_error);
+            }
             self.client
                 .publish_with_headers(subject.as_str().to_owned(), map, payload)
                 .await
@@ -278,9 +334,18 @@ impl Spine for NatsSpine {
                 subject: subject.as_str().to_owned(),
                 reason,
             };
+            let stream = self
+                .history_stream(subject)
+                .await
+                .map_err(subscribe_error)?;
+            // A room that keeps history is read from the stream's republished copies.
+            let wire_subject = match (&stream, subject.tenant(), subject.room_name()) {
+                (Some(_), Some(tenant), Some(room)) => Subject::room_live(tenant, room),
+                _ => subject.clone(),
+            };
             let subscriber = self
                 .client
-                .subscribe(subject.as_str().to_owned())
+                .subscribe(wire_subject.as_str().to_owned())
                 .await
                 .map_err(|e| subscribe_error(e.to_string()))?;
             // The server handles a connection's operations in order: once the barrier is back,
@@ -288,10 +353,14 @@ impl Spine for NatsSpine {
             self.barrier().await.map_err(subscribe_error)?;
             let ours = subject.clone();
             let messages = subscriber.map(move |m| {
+                let stored = stream
+                    .as_ref()
+                    .and_then(|stream| JetStreamHistory::stored(stream, m.headers.as_ref()));
                 let message = Message {
                     subject: ours.clone(),
                     headers: from_nats_headers(m.headers.as_ref()),
                     payload: m.payload,
+                    stored,
                 };
                 trace_receive(&message);
                 message
@@ -327,6 +396,35 @@ impl Spine for NatsSpine {
 
     fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    fn history(&self) -> Option<&dyn History> {
+        Some(self)
+    }
+}
+
+impl History for NatsSpine {
+    fn read<'a>(
+        &'a self,
+        room: &'a Subject,
+        query: HistoryQuery,
+    ) -> BoxFuture<'a, Result<HistoryPage, HistoryError>> {
+        async move {
+            let Some(history) = &self.history else {
+                return Err(HistoryError::Disabled {
+                    tenant: room
+                        .tenant()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
+                });
+            };
+            history.read(room, query).await
+        }
+        .instrument(tracing::debug_span!(
+            "spine.history_read",
+            subject = room.as_str()
+        ))
+        .boxed()
     }
 }
 

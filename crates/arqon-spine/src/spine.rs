@@ -11,6 +11,7 @@ use futures_util::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::headers::Headers;
+use crate::history::{History, Stored};
 
 /// One message on the bus.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct Message {
     pub headers: Headers,
     /// The payload, shared, never copied by the Spine.
     pub payload: Bytes,
+    /// Its place in the tenant's history, when the tenant keeps one (delivered messages only).
+    pub stored: Option<Stored>,
 }
 
 /// Connection state of a Spine, as reported by [`Spine::status`] and [`Spine::watch_status`].
@@ -98,6 +101,11 @@ pub trait Spine: Send + Sync + 'static {
 
     /// Messages dropped so far because a subscription's queue was full (slow subscriber).
     fn dropped(&self) -> u64;
+
+    /// The history store behind this bus, when it has one.
+    fn history(&self) -> Option<&dyn History> {
+        None
+    }
 }
 
 /// The messages of one subscription, in arrival order. Dropping it unsubscribes.

@@ -68,6 +68,13 @@ fn leases_model_holds() {
     check("leases");
 }
 
+// AC-HISTORY-14: the recovery seam: every message after `since` exactly once, in order, with a
+// live loss filled from history; the witness of a held duplicate dropped is reached.
+#[test]
+fn recovery_model_holds() {
+    check("recovery");
+}
+
 // AC-PRESENCE-9
 #[test]
 fn three_node_cluster_keeps_its_safety_properties_at_a_small_bound() {

@@ -153,3 +153,28 @@ fn a_lease_that_counts_its_belief_from_the_answer_allows_two_writers() {
         "{trace}"
     );
 }
+
+// AC-HISTORY-14, AC-MACHINES-3: a gate that opens without the floor delivers a recovered message
+// a second time when its live copy arrives late; without gap repair a live loss stays a gap.
+#[test]
+fn a_recovery_without_its_floor_or_its_repair_is_caught() {
+    use arqon_model::recovery;
+    let outcomes = run::check(
+        "recovery-no-floor",
+        recovery::no_floor_model(),
+        bound(16),
+        recovery::describe,
+    );
+    let broken = find(&outcomes, recovery::property::SEAM);
+    assert_eq!(broken.verdict, Verdict::Violated);
+    println!("counterexample:\n{}", broken.trace.as_deref().unwrap());
+    let outcomes = run::check(
+        "recovery-no-repair",
+        recovery::no_repair_model(),
+        bound(16),
+        recovery::describe,
+    );
+    let broken = find(&outcomes, recovery::property::COMPLETE);
+    assert_eq!(broken.verdict, Verdict::Violated);
+    println!("counterexample:\n{}", broken.trace.as_deref().unwrap());
+}

@@ -5,6 +5,7 @@ import os
 import pathlib
 import queue
 import shutil
+import tempfile
 import signal
 import socket
 import subprocess
@@ -44,8 +45,10 @@ class NatsServer:
 
     def __init__(self) -> None:
         self.port = free_port()
+        # JetStream holds the rooms' history, which nodes keep by default.
+        self.store = tempfile.mkdtemp(prefix="arqon-nats-")
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)],
+            [NATS_SERVER, "-js", "-sd", self.store, "-a", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -58,6 +61,7 @@ class NatsServer:
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.store, ignore_errors=True)
 
 
 class Node:

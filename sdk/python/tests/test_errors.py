@@ -90,6 +90,7 @@ def test_ac_sdk_10_every_error_code_maps_to_one_typed_exception() -> None:
         "RATE_LIMITED": arqon.RateLimited,
         "FORBIDDEN": arqon.Forbidden,
         "SERVER_DRAINING": arqon.ServerDraining,
+        "HISTORY_UNAVAILABLE": arqon.HistoryUnavailable,
         "TOKEN_EXPIRED": arqon.TokenRefused,
         "TEXT_FRAME": arqon.ProtocolRefused,
         "UNSUPPORTED_VERSION": arqon.ProtocolRefused,

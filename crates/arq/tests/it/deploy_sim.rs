@@ -183,7 +183,7 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let nats = NatsServer::start().await.expect("nats-server");
+        let nats = NatsServer::start_jetstream().await.expect("nats-server");
         let configs: Vec<PathBuf> = (0..NODES)
             .map(|i| {
                 let port = arqon_testkit::free_port().expect("port");

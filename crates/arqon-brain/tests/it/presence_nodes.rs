@@ -50,6 +50,7 @@ async fn join(client: &mut WsClient, room: &str, meta: &[(&str, &str)]) {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            since: None,
         })
         .await
         .unwrap();

@@ -1,7 +1,9 @@
 //! The small universe exploration draws from: two tenants' users, two rooms, times in seconds.
 
+use arqon_proto::Position;
 use arqon_proto::names::{RoomName, TenantId, UserId};
 
+use crate::history::HistoryRead;
 use crate::limits::{Rate, RejectReason, Throttled, Verdict as Admission};
 
 use crate::machine::Explore;
@@ -76,12 +78,51 @@ pub fn events(now_us: u64) -> Vec<SessionEvent> {
         SessionEvent::Join {
             room: r1.clone(),
             request: 1,
+            since: None,
             now_us,
         },
         SessionEvent::Join {
             room: r2.clone(),
             request: 2,
+            since: None,
             now_us,
+        },
+        SessionEvent::Join {
+            room: r2.clone(),
+            request: 12,
+            since: Some(Position {
+                offset: 3,
+                epoch: "e1".to_owned(),
+            }),
+            now_us,
+        },
+        SessionEvent::HistoryRead {
+            room: r2.clone(),
+            request: 12,
+            read: Some(HistoryRead {
+                epoch: "e1".to_owned(),
+                first_offset: 1,
+                last_offset: 5,
+                room_cap: 10,
+                retained_after: 1,
+                retained_total: 2,
+                offsets: vec![5],
+            }),
+        },
+        SessionEvent::HistoryRequest {
+            room: r1.clone(),
+            request: 13,
+            now_us,
+        },
+        SessionEvent::HistoryAnswer {
+            room: r1.clone(),
+            request: 13,
+            available: true,
+        },
+        SessionEvent::HistoryAnswer {
+            room: r1.clone(),
+            request: 13,
+            available: false,
         },
         SessionEvent::Leave {
             room: r1.clone(),

@@ -60,14 +60,36 @@ static TRANSITIONS: &[Transition] = &[
         ACTIVE,
         "join",
         ACTIVE,
-        "new room below max_rooms: subscribe, then the member list after the ack; already in: ack; at the limit: ROOM_LIMIT",
+        "new room below max_rooms: subscribe, then the member list after the ack; with since: subscribe holding live messages and read the history (the ack waits for the read); already in: ack; at the limit: ROOM_LIMIT",
         [
             "subscribe",
             "presence_join",
+            "fetch_history",
             "send_ack",
             "send_presence",
             "send_error"
         ]
+    ),
+    row!(
+        ACTIVE,
+        "history_read",
+        ACTIVE,
+        "the recovering join is still pending: ack, member list, recovery and the messages read, then deliver held messages newer than the join point",
+        ["send_ack", "send_presence", "send_recovery", "open_gate"]
+    ),
+    row!(
+        ACTIVE,
+        "history_request",
+        ACTIVE,
+        "read the room's history (the session's tenant only)",
+        ["read_history"]
+    ),
+    row!(
+        ACTIVE,
+        "history_answer",
+        ACTIVE,
+        "read: send the page; else HISTORY_UNAVAILABLE",
+        ["send_history", "send_error"]
     ),
     row!(
         ACTIVE,
@@ -172,6 +194,27 @@ static TRANSITIONS: &[Transition] = &[
     ),
     row!(
         DRAINING,
+        "history_read",
+        DRAINING,
+        "a recovering join from before the drain finishes like in active",
+        ["send_ack", "send_presence", "send_recovery", "open_gate"]
+    ),
+    row!(
+        DRAINING,
+        "history_request",
+        DRAINING,
+        "SERVER_DRAINING",
+        ["send_error"]
+    ),
+    row!(
+        DRAINING,
+        "history_answer",
+        DRAINING,
+        "a read from before the drain is answered like in active",
+        ["send_history", "send_error"]
+    ),
+    row!(
+        DRAINING,
         "leave",
         DRAINING,
         "in the room: unsubscribe; else NOT_IN_ROOM",
@@ -273,6 +316,10 @@ static INVARIANTS: &[(&str, &str)] = &[
         "a session never holds more than max_rooms rooms",
     ),
     (
+        "recovering-joined",
+        "a room whose history is being read for a recovering join is a joined room",
+    ),
+    (
         "closed-has-no-rooms",
         "closing leaves every room held: one unsubscribe and one presence_leave each",
     ),
@@ -356,6 +403,9 @@ impl Machine for SessionMachine {
             SessionEvent::TokenInvalid { .. } => "token_invalid",
             SessionEvent::TokenExpired => "token_expired",
             SessionEvent::Join { .. } => "join",
+            SessionEvent::HistoryRead { .. } => "history_read",
+            SessionEvent::HistoryRequest { .. } => "history_request",
+            SessionEvent::HistoryAnswer { .. } => "history_answer",
             SessionEvent::Leave { .. } => "leave",
             SessionEvent::Publish { .. } => "publish",
             SessionEvent::TenantBudget { .. } => "tenant_budget",
@@ -382,6 +432,11 @@ impl Machine for SessionMachine {
             SessionEffect::SendPresence { .. } => "send_presence",
             SessionEffect::SendDrain => "send_drain",
             SessionEffect::Subscribe { .. } => "subscribe",
+            SessionEffect::FetchHistory { .. } => "fetch_history",
+            SessionEffect::SendRecovery { .. } => "send_recovery",
+            SessionEffect::OpenGate { .. } => "open_gate",
+            SessionEffect::ReadHistory { .. } => "read_history",
+            SessionEffect::SendHistory { .. } => "send_history",
             SessionEffect::Unsubscribe { .. } => "unsubscribe",
             SessionEffect::ChargeTenant { .. } => "charge_tenant",
             SessionEffect::RunPolicy { .. } => "run_policy",
@@ -404,6 +459,9 @@ impl Machine for SessionMachine {
             "token_invalid",
             "token_expired",
             "join",
+            "history_read",
+            "history_request",
+            "history_answer",
             "leave",
             "publish",
             "tenant_budget",
@@ -440,6 +498,14 @@ impl Machine for SessionMachine {
                 ),
             });
         }
+        if let Some(live) = state.live()
+            && let Some(room) = live.recovering.keys().find(|r| !live.rooms.contains(*r))
+        {
+            return Err(InvariantViolation {
+                name: "recovering-joined",
+                detail: format!("room {room} is recovering but not joined"),
+            });
+        }
         Ok(())
     }
 
@@ -468,6 +534,8 @@ impl Machine for SessionMachine {
                 matches!(
                     effect,
                     SessionEffect::Subscribe { .. }
+                        | SessionEffect::FetchHistory { .. }
+                        | SessionEffect::ReadHistory { .. }
                         | SessionEffect::Publish { .. }
                         | SessionEffect::ChargeTenant { .. }
                         | SessionEffect::RunPolicy { .. }

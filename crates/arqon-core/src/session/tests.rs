@@ -90,6 +90,7 @@ fn joined(rooms: &[&str]) -> SessionState {
             SessionEvent::Join {
                 room: room(name),
                 request: i as u64,
+                since: None,
                 now_us: 0,
             },
         )
@@ -265,13 +266,17 @@ fn ac_session_4_join_subscribes_until_the_room_limit() {
         SessionEvent::Join {
             room: room("a"),
             request: 1,
+            since: None,
             now_us: SEC,
         },
     );
     assert_eq!(
         out.effects,
         vec![
-            SessionEffect::Subscribe { room: room("a") },
+            SessionEffect::Subscribe {
+                room: room("a"),
+                gated: false,
+            },
             SessionEffect::PresenceJoin { room: room("a") },
             SessionEffect::SendAck { request: 1 },
             SessionEffect::SendPresence {
@@ -287,6 +292,7 @@ fn ac_session_4_join_subscribes_until_the_room_limit() {
         SessionEvent::Join {
             room: room("a"),
             request: 2,
+            since: None,
             now_us: SEC,
         },
     );
@@ -297,6 +303,7 @@ fn ac_session_4_join_subscribes_until_the_room_limit() {
         SessionEvent::Join {
             room: room("c"),
             request: 3,
+            since: None,
             now_us: SEC,
         },
     );
@@ -776,6 +783,7 @@ fn ac_session_12_drain_tells_the_client_refuses_work_and_closes_at_deadline() {
         SessionEvent::Join {
             room: room("b"),
             request: 1,
+            since: None,
             now_us: SEC,
         },
         publish("a", 1, SEC),
@@ -897,6 +905,7 @@ fn ac_session_15_events_out_of_place_are_typed_rejections() {
             SessionEvent::Join {
                 room: room("a"),
                 request: 1,
+                since: None,
                 now_us: 0,
             },
         ),

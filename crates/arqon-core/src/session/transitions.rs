@@ -1,7 +1,7 @@
 //! How the Session machine moves: the step for each kind of event and the small helpers that build
 //! the outcome (errors, rejections, closes).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arqon_proto::names::RoomName;
 
@@ -119,6 +119,7 @@ impl SessionMachine {
             identity: identity.clone(),
             limits,
             rooms: BTreeSet::new(),
+            recovering: BTreeMap::new(),
             token_expires_us: expires_us,
             last_seen_us: now_us,
             protocol_errors: 0,
@@ -149,7 +150,12 @@ impl SessionMachine {
     ) -> Outcome {
         let draining = matches!(before, SessionState::Draining { .. });
         match event {
-            SessionEvent::Join { room, request, .. } => {
+            SessionEvent::Join {
+                room,
+                request,
+                since,
+                ..
+            } => {
                 if draining {
                     return keep(
                         before,
@@ -172,8 +178,31 @@ impl SessionMachine {
                     );
                 }
                 live.rooms.insert(room.clone());
+                if let Some(since) = since {
+                    // The ack waits for the read: the join happens at the history's read point, so
+                    // nothing the client publishes after the ack can fall before it.
+                    let after = since.offset;
+                    live.recovering
+                        .insert(room.clone(), (*request, since.clone()));
+                    let effects = vec![
+                        SessionEffect::Subscribe {
+                            room: room.clone(),
+                            gated: true,
+                        },
+                        SessionEffect::PresenceJoin { room: room.clone() },
+                        SessionEffect::FetchHistory {
+                            room: room.clone(),
+                            request: *request,
+                            after,
+                        },
+                    ];
+                    return keep(before, live, effects);
+                }
                 let effects = vec![
-                    SessionEffect::Subscribe { room: room.clone() },
+                    SessionEffect::Subscribe {
+                        room: room.clone(),
+                        gated: false,
+                    },
                     SessionEffect::PresenceJoin { room: room.clone() },
                     SessionEffect::SendAck { request: *request },
                     SessionEffect::SendPresence {
@@ -185,6 +214,7 @@ impl SessionMachine {
                 keep(before, live, effects)
             }
             SessionEvent::Leave { room, request, .. } => {
+                live.recovering.remove(room);
                 if !live.rooms.remove(room) {
                     return keep(
                         before,
@@ -241,6 +271,19 @@ impl SessionMachine {
                 live,
                 vec![SessionEffect::SendPong { request: *request }],
             ),
+            SessionEvent::HistoryRequest { room, request, .. } => {
+                // The same checks as a join: the tenant is the session's (the shell builds the
+                // subject from the verified identity) and a draining node takes no new reads.
+                let effect = if draining {
+                    error(ErrorCode::ServerDraining, Some(*request))
+                } else {
+                    SessionEffect::ReadHistory {
+                        room: room.clone(),
+                        request: *request,
+                    }
+                };
+                keep(before, live, vec![effect])
+            }
             SessionEvent::PresenceRequest { room, request, .. } => {
                 let effect = if live.rooms.contains(room) {
                     SessionEffect::SendPresence {
@@ -392,6 +435,44 @@ impl SessionMachine {
         keep(before, live, effects)
     }
 
+    /// The read of a recovering join: decide it, answer the join, and release the held messages.
+    pub(super) fn history_read(
+        before: &SessionState,
+        mut live: Live,
+        room: &RoomName,
+        request: u64,
+        read: Option<&crate::history::HistoryRead>,
+    ) -> Outcome {
+        let Some((joined, since)) = live.recovering.get(room).cloned() else {
+            // Left (or closed) while reading: the hold went with the subscription.
+            return keep(before, live, Vec::new());
+        };
+        if joined != request {
+            return keep(before, live, Vec::new());
+        }
+        live.recovering.remove(room);
+        let recovery = crate::history::recover(since.offset, &since.epoch, read);
+        let after = recovery.live_after;
+        let effects = vec![
+            SessionEffect::SendAck { request },
+            SessionEffect::SendPresence {
+                room: room.clone(),
+                request,
+                full: true,
+            },
+            SessionEffect::SendRecovery {
+                room: room.clone(),
+                request,
+                recovery,
+            },
+            SessionEffect::OpenGate {
+                room: room.clone(),
+                after,
+            },
+        ];
+        keep(before, live, effects)
+    }
+
     pub(super) fn tick(&self, before: &SessionState, live: &Live, now_us: u64) -> Outcome {
         let drain_deadline = match before {
             SessionState::Draining { deadline_us, .. } => Some(*deadline_us),
@@ -447,6 +528,26 @@ impl SessionMachine {
                 verdict,
                 ..
             } => Self::tenant_budget(before, live.clone(), room, *request, *verdict),
+            SessionEvent::HistoryRead {
+                room,
+                request,
+                read,
+            } => Self::history_read(before, live.clone(), room, *request, read.as_ref()),
+            SessionEvent::HistoryAnswer {
+                room,
+                request,
+                available,
+            } => {
+                let effect = if *available {
+                    SessionEffect::SendHistory {
+                        room: room.clone(),
+                        request: *request,
+                    }
+                } else {
+                    error(ErrorCode::HistoryUnavailable, Some(*request))
+                };
+                keep(before, live.clone(), vec![effect])
+            }
             SessionEvent::Drain { deadline_us } => {
                 if matches!(before, SessionState::Draining { .. }) {
                     return Err(not_allowed(before, event));
@@ -468,6 +569,7 @@ impl SessionMachine {
             | SessionEvent::Publish { now_us, .. }
             | SessionEvent::Heartbeat { now_us, .. }
             | SessionEvent::PresenceRequest { now_us, .. }
+            | SessionEvent::HistoryRequest { now_us, .. }
             | SessionEvent::Refresh { now_us, .. }
             | SessionEvent::ProtocolError { now_us, .. } => {
                 let mut seen = live.clone();

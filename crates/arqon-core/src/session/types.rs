@@ -1,10 +1,12 @@
 //! The Session machine's vocabulary: settings, identity, states, events, effects, refusals, and the
 //! [`SessionMachine`] value itself. The transitions live in `transitions.rs`, the table in `table.rs`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use arqon_proto::CloseCode;
 use arqon_proto::names::{RoomName, TenantId, UserId};
+use arqon_proto::{CloseCode, Position};
+
+use crate::history::{HistoryRead, Recovery};
 
 use crate::limits::{Rate, RejectReason, Throttled, TokenBucket, Verdict as Admission};
 
@@ -65,6 +67,9 @@ pub struct Live {
     pub limits: SessionLimits,
     /// Joined rooms.
     pub rooms: BTreeSet<RoomName>,
+    /// Joined rooms whose history is being read for a recovering join: the join's request and
+    /// `since`. Their live messages are held until the read is decided.
+    pub recovering: BTreeMap<RoomName, (u64, Position)>,
     /// When the current token expires.
     pub token_expires_us: u64,
     /// Last time a frame arrived from the client.
@@ -215,6 +220,8 @@ pub enum ErrorCode {
     PolicyLoad,
     /// The node is draining.
     ServerDraining,
+    /// The tenant keeps no history, or it cannot be read now.
+    HistoryUnavailable,
 }
 
 /// The policy chain's answer for one publish.
@@ -278,8 +285,37 @@ pub enum SessionEvent {
         room: RoomName,
         /// Request id (the shell maps it to the client's correlation id).
         request: u64,
+        /// Where to recover from (`Join.since`); `None` for a plain join.
+        since: Option<Position>,
         /// When.
         now_us: u64,
+    },
+    /// The history read of a recovering join finished.
+    HistoryRead {
+        /// The room.
+        room: RoomName,
+        /// The join's request.
+        request: u64,
+        /// What the store reported; `None` when it could not be read.
+        read: Option<HistoryRead>,
+    },
+    /// Read a room's history without joining it (`HistoryRequest`); the shell holds the query.
+    HistoryRequest {
+        /// The room.
+        room: RoomName,
+        /// Request id.
+        request: u64,
+        /// When.
+        now_us: u64,
+    },
+    /// The history read of a `HistoryRequest` finished.
+    HistoryAnswer {
+        /// The room.
+        room: RoomName,
+        /// The request.
+        request: u64,
+        /// Whether the store answered (the shell holds the page).
+        available: bool,
     },
     /// Leave a room.
     Leave {
@@ -444,6 +480,49 @@ pub enum SessionEffect {
     Subscribe {
         /// The room.
         room: RoomName,
+        /// Hold the room's live messages for this session until `OpenGate` (a recovering join).
+        gated: bool,
+    },
+    /// Read the room's history after `after` (the recovery limit's newest); answer with
+    /// `HistoryRead`.
+    FetchHistory {
+        /// The room.
+        room: RoomName,
+        /// The join's request.
+        request: u64,
+        /// Read the messages with a greater offset.
+        after: u64,
+    },
+    /// Send `Recovery` for the join, then the first `recovery.count` messages read, in order.
+    SendRecovery {
+        /// The room.
+        room: RoomName,
+        /// The join's request.
+        request: u64,
+        /// The decision.
+        recovery: Recovery,
+    },
+    /// Deliver the held live messages whose offset is greater than `after`, in order, then stop
+    /// holding.
+    OpenGate {
+        /// The room.
+        room: RoomName,
+        /// Offsets up to this were read from history or precede the join point.
+        after: u64,
+    },
+    /// Read the room's history for a `HistoryRequest`; answer with `HistoryAnswer`.
+    ReadHistory {
+        /// The room.
+        room: RoomName,
+        /// The request holding the query.
+        request: u64,
+    },
+    /// Send the page read for a `HistoryRequest`.
+    SendHistory {
+        /// The room.
+        room: RoomName,
+        /// The request.
+        request: u64,
     },
     /// Remove this session from the room's node-wide subscription.
     Unsubscribe {

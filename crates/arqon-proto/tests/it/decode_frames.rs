@@ -335,11 +335,13 @@ fn good_client_bodies_become_commands() {
     assert_eq!(
         decode_body(v1::Join {
             room: "general".into(),
-            metadata: metadata.clone()
+            metadata: metadata.clone(),
+            since: None,
         }),
         Ok(ClientCommand::Join {
             room: room("general"),
-            metadata
+            metadata,
+            since: None,
         })
     );
     assert_eq!(
@@ -411,7 +413,8 @@ fn limits_on_payload_metadata_ids_and_tokens() {
     assert!(matches!(
         decode_body(v1::Join {
             room: "r".into(),
-            metadata: too_many
+            metadata: too_many,
+            since: None,
         }),
         Err(ProtocolError::InvalidField {
             field: "join.metadata",

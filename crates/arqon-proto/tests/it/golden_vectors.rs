@@ -64,6 +64,7 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
                         ("device".to_owned(), "phone".to_owned()),
                     ]
                     .into(),
+                    since: None,
                 }
                 .into(),
             ),
@@ -134,6 +135,87 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
                     room: "general".into(),
                     payload: Bytes::from_static(&[0x00, 0x01, 0xfe, 0xff]),
                     content_type: "application/octet-stream".into(),
+                    ..v1::Message::default()
+                }
+                .into(),
+            ),
+            (
+                "message_positioned",
+                v1::Message {
+                    room: "general".into(),
+                    payload: Bytes::from_static(b"hello"),
+                    content_type: "text/plain".into(),
+                    offset: 4_294_967_301,
+                    epoch: "j17f2a9c3e5b1d000".into(),
+                }
+                .into(),
+            ),
+            (
+                "join_since",
+                v1::Join {
+                    room: "general".into(),
+                    metadata: [("status".to_owned(), "online".to_owned())].into(),
+                    since: Some(v1::Position {
+                        offset: 1041,
+                        epoch: "j17f2a9c3e5b1d000".into(),
+                    }),
+                }
+                .into(),
+            ),
+            (
+                "recovery",
+                v1::Recovery {
+                    room: "general".into(),
+                    recovered: true,
+                    truncated: false,
+                    count: 3,
+                    position: Some(v1::Position {
+                        offset: 1057,
+                        epoch: "j17f2a9c3e5b1d000".into(),
+                    }),
+                }
+                .into(),
+            ),
+            (
+                "history_request_last",
+                v1::HistoryRequest {
+                    room: "general".into(),
+                    last: 20,
+                    since: None,
+                }
+                .into(),
+            ),
+            (
+                "history_request_since",
+                v1::HistoryRequest {
+                    room: "general".into(),
+                    last: 0,
+                    since: Some(v1::Position {
+                        offset: 1041,
+                        epoch: "j17f2a9c3e5b1d000".into(),
+                    }),
+                }
+                .into(),
+            ),
+            (
+                "history_page",
+                v1::HistoryPage {
+                    room: "general".into(),
+                    messages: vec![Envelope {
+                        header: Some(header("m-0042")),
+                        body: Some(Body::Message(v1::Message {
+                            room: "general".into(),
+                            payload: Bytes::from_static(b"hi"),
+                            content_type: "text/plain".into(),
+                            offset: 1042,
+                            epoch: "j17f2a9c3e5b1d000".into(),
+                        })),
+                    }],
+                    position: Some(v1::Position {
+                        offset: 1057,
+                        epoch: "j17f2a9c3e5b1d000".into(),
+                    }),
+                    truncated: true,
                 }
                 .into(),
             ),

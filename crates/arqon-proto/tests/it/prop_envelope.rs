@@ -92,9 +92,59 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
+fn position() -> impl Strategy<Value = Option<v1::Position>> {
+    proptest::option::of(
+        (any::<u64>(), text()).prop_map(|(offset, epoch)| v1::Position { offset, epoch }),
+    )
+}
+
+fn history_body() -> impl Strategy<Value = Body> {
+    prop_oneof![
+        (text(), any::<u32>(), position()).prop_map(|(room, last, since)| v1::HistoryRequest {
+            room,
+            last,
+            since
+        }
+        .into()),
+        (
+            text(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u32>(),
+            position()
+        )
+            .prop_map(
+                |(room, recovered, truncated, count, position)| v1::Recovery {
+                    room,
+                    recovered,
+                    truncated,
+                    count,
+                    position,
+                }
+                .into()
+            ),
+        (text(), any::<bool>(), position()).prop_map(|(room, truncated, position)| {
+            v1::HistoryPage {
+                room,
+                messages: Vec::new(),
+                position,
+                truncated,
+            }
+            .into()
+        }),
+    ]
+}
+
+#[allow(clippy::too_many_lines, reason = "a data table, one strategy per body")]
 fn session_body() -> impl Strategy<Value = Body> {
     prop_oneof![
-        (text(), string_map()).prop_map(|(room, metadata)| v1::Join { room, metadata }.into()),
+        (text(), string_map(), position()).prop_map(|(room, metadata, since)| v1::Join {
+            room,
+            metadata,
+            since
+        }
+        .into()),
+        history_body(),
         text().prop_map(|room| v1::Leave { room }.into()),
         (text(), payload(), text()).prop_map(|(room, payload, content_type)| v1::Publish {
             room,
@@ -140,12 +190,16 @@ fn session_body() -> impl Strategy<Value = Body> {
                 }
                 .into()
             ),
-        (text(), payload(), text()).prop_map(|(room, payload, content_type)| v1::Message {
-            room,
-            payload,
-            content_type
-        }
-        .into()),
+        (text(), payload(), text(), any::<u64>(), text()).prop_map(
+            |(room, payload, content_type, offset, epoch)| v1::Message {
+                room,
+                payload,
+                content_type,
+                offset,
+                epoch,
+            }
+            .into()
+        ),
         (
             text(),
             prop::collection::vec(member(), 0..3),
@@ -175,7 +229,7 @@ fn session_body() -> impl Strategy<Value = Body> {
             reconnect_after_ms
         }
         .into()),
-        (0..26i32, text(), text(), any::<u32>()).prop_map(
+        (0..27i32, text(), text(), any::<u32>()).prop_map(
             |(code, message, correlation_id, retry_after_ms)| v1::Error {
                 code,
                 message,
@@ -423,4 +477,33 @@ fn refused_frames_without_a_readable_header_have_none() {
     assert!(decode_client_frame(long.clone(), &limits).is_err());
     let read = refused_header(&long, &limits).unwrap();
     assert_eq!(read.correlation_id, None);
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    // AC-HISTORY-1: merging a position into a stored message frame sets its offset and epoch and
+    // changes nothing else, whatever the message held.
+    #[test]
+    fn merging_a_position_sets_offset_and_epoch_only(
+        header in proptest::option::of(Just(Header { protocol_version: 1, message_id: "m".into(), ..Header::default() })),
+        room in text(),
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+        content_type in text(),
+        offset in any::<u64>(),
+        epoch in text(),
+    ) {
+        let stored = Envelope {
+            header,
+            body: Some(Body::Message(v1::Message { room, payload: payload.into(), content_type, ..v1::Message::default() })),
+        };
+        let merged = arqon_proto::outbound::with_position(&stored.encode_to_vec(), offset, &epoch);
+        let decoded = Envelope::decode(merged).unwrap();
+        let mut expected = stored;
+        if let Some(Body::Message(m)) = &mut expected.body {
+            m.offset = offset;
+            m.epoch = epoch;
+        }
+        prop_assert_eq!(decoded, expected);
+    }
 }

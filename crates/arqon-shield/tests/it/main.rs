@@ -6,6 +6,7 @@
 mod admin_console;
 mod compat_old_client;
 mod gov_e2e;
+mod history_recovery;
 mod obs_logs;
 mod obs_metrics;
 mod obs_traces;

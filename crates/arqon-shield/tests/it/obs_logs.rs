@@ -57,7 +57,7 @@ async fn json_logs_carry_ids_and_never_a_token_or_payload() {
     let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     tracing::callsite::rebuild_interest_cache();
 
-    let bus = Bus::Nats(Box::new(NatsServer::start().await.unwrap()));
+    let bus = Bus::Nats(Box::new(NatsServer::start_jetstream().await.unwrap()));
     let mut node_config = support::config();
     bus.apply(&mut node_config);
     let node = support::start(node_config).await;

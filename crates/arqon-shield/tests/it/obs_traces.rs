@@ -39,7 +39,7 @@ async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     tracing::callsite::rebuild_interest_cache();
 
-    let bus = Bus::Nats(Box::new(NatsServer::start().await.unwrap()));
+    let bus = Bus::Nats(Box::new(NatsServer::start_jetstream().await.unwrap()));
     let mut config_a = support::config();
     bus.apply(&mut config_a);
     config_a.node.id = "node-a".to_owned();

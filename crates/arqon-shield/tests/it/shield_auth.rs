@@ -163,7 +163,7 @@ async fn readyz_becomes(node: &arqon_shield::Node, status: u16, what: &str) {
 // AC-SHIELD-16
 #[tokio::test]
 async fn readyz_fails_while_the_spine_is_unreachable() {
-    let mut server = arqon_testkit::NatsServer::start().await.unwrap();
+    let mut server = arqon_testkit::NatsServer::start_jetstream().await.unwrap();
     let mut config = support::config();
     config.spine.kind = arqon_config::SpineKind::Nats;
     config.spine.nats_urls = vec![server.url()];
@@ -182,7 +182,7 @@ async fn readyz_fails_while_the_spine_is_unreachable() {
 // reported the same way, and the node comes back by itself when the partition heals.
 #[tokio::test]
 async fn readyz_reports_a_partition_from_nats_and_recovers_when_it_heals() {
-    let server = arqon_testkit::NatsServer::start().await.unwrap();
+    let server = arqon_testkit::NatsServer::start_jetstream().await.unwrap();
     let server_addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
     let proxy = arqon_testkit::DelayProxy::start(server_addr, std::time::Duration::ZERO)
         .await

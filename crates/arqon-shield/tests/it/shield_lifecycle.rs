@@ -197,6 +197,7 @@ async fn shutdown_drains_clients_refuses_new_upgrades_and_fails_readyz() {
         .send(v1::Join {
             room: "other".to_owned(),
             metadata: std::collections::BTreeMap::new(),
+            since: None,
         })
         .await;
     match a.expect_reply(&id).await {

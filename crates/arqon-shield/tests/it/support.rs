@@ -79,7 +79,7 @@ impl Bus {
     pub(crate) async fn both() -> Vec<Self> {
         vec![
             Self::Embedded,
-            Self::Nats(Box::new(NatsServer::start().await.unwrap())),
+            Self::Nats(Box::new(NatsServer::start_jetstream().await.unwrap())),
         ]
     }
 
@@ -248,6 +248,7 @@ impl Client {
             .send(v1::Join {
                 room: name.to_owned(),
                 metadata: std::collections::BTreeMap::new(),
+                since: None,
             })
             .await;
         self.expect_ack(&correlation).await;
@@ -259,12 +260,12 @@ impl Client {
         assert!(matches!(reply, Body::Ack(_)), "{correlation}: {reply:?}");
     }
 
-    /// Waits for the `Ack`, `Pong` or `Error` answering `correlation`.
+    /// Waits for the `Ack`, `Pong`, `HistoryPage` or `Error` answering `correlation`.
     pub(crate) async fn expect_reply(&mut self, correlation: &str) -> Body {
         self.expect_envelope(|envelope| {
             matches!(
                 envelope.body,
-                Some(Body::Ack(_) | Body::Error(_) | Body::Pong(_))
+                Some(Body::Ack(_) | Body::Error(_) | Body::Pong(_) | Body::HistoryPage(_))
             ) && envelope
                 .header
                 .as_ref()

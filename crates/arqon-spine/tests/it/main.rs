@@ -8,6 +8,7 @@
 )]
 
 mod common;
+mod history_conformance;
 mod spine_cluster;
 mod spine_conformance;
 mod spine_faults;

@@ -73,6 +73,7 @@ async fn scripted_server() -> SocketAddr {
                                 room: p.room,
                                 payload: p.payload,
                                 content_type: p.content_type,
+                                ..Message::default()
                             };
                             ws.send(server_envelope(message)).await.unwrap();
                         }

@@ -108,6 +108,10 @@ class ServerDraining(ServerError):
     """The node is draining (``SERVER_DRAINING``); the client reconnects elsewhere."""
 
 
+class HistoryUnavailable(ServerError):
+    """The tenant keeps no history, or it cannot be read now (``HISTORY_UNAVAILABLE``)."""
+
+
 class GovernanceRefused(ServerError):
     """A governance refusal (``DIGEST_MISMATCH``, ``CATALOG_STALE``, ``NOT_FOUND``)."""
 
@@ -149,6 +153,7 @@ _BY_CODE: "Dict[int, Type[ServerError]]" = {
     session_pb2.ERROR_CODE_PAYLOAD_TOO_LARGE: PayloadTooLarge,
     session_pb2.ERROR_CODE_FORBIDDEN: Forbidden,
     session_pb2.ERROR_CODE_SERVER_DRAINING: ServerDraining,
+    session_pb2.ERROR_CODE_HISTORY_UNAVAILABLE: HistoryUnavailable,
 }
 
 

@@ -35,6 +35,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_CATALOG_STALE: _ClassVar[ErrorCode]
     ERROR_CODE_NOT_FOUND: _ClassVar[ErrorCode]
     ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
+    ERROR_CODE_HISTORY_UNAVAILABLE: _ClassVar[ErrorCode]
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_PROTOCOL_ERROR: ErrorCode
 ERROR_CODE_TEXT_FRAME: ErrorCode
@@ -61,9 +62,10 @@ ERROR_CODE_DIGEST_MISMATCH: ErrorCode
 ERROR_CODE_CATALOG_STALE: ErrorCode
 ERROR_CODE_NOT_FOUND: ErrorCode
 ERROR_CODE_INTERNAL: ErrorCode
+ERROR_CODE_HISTORY_UNAVAILABLE: ErrorCode
 
 class Join(_message.Message):
-    __slots__ = ("room", "metadata")
+    __slots__ = ("room", "metadata", "since")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -73,9 +75,19 @@ class Join(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ROOM_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     room: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, room: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    since: Position
+    def __init__(self, room: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., since: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
+
+class Position(_message.Message):
+    __slots__ = ("offset", "epoch")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    epoch: str
+    def __init__(self, offset: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class Leave(_message.Message):
     __slots__ = ("room",)
@@ -94,14 +106,42 @@ class Publish(_message.Message):
     def __init__(self, room: _Optional[str] = ..., payload: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("room", "payload", "content_type")
+    __slots__ = ("room", "payload", "content_type", "offset", "epoch")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     room: str
     payload: bytes
     content_type: str
-    def __init__(self, room: _Optional[str] = ..., payload: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
+    offset: int
+    epoch: str
+    def __init__(self, room: _Optional[str] = ..., payload: _Optional[bytes] = ..., content_type: _Optional[str] = ..., offset: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
+
+class Recovery(_message.Message):
+    __slots__ = ("room", "recovered", "truncated", "count", "position")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    recovered: bool
+    truncated: bool
+    count: int
+    position: Position
+    def __init__(self, room: _Optional[str] = ..., recovered: _Optional[bool] = ..., truncated: _Optional[bool] = ..., count: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("room", "last", "since")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    last: int
+    since: Position
+    def __init__(self, room: _Optional[str] = ..., last: _Optional[int] = ..., since: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ()
