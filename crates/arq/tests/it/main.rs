@@ -7,6 +7,7 @@ mod cli_auth;
 mod cli_config;
 mod cli_gov;
 mod cli_help;
+mod cli_history;
 mod cli_policy;
 mod cli_serve;
 #[cfg(unix)]

@@ -1031,3 +1031,79 @@ fn table_is_well_formed() {
             .all(|r| r.from != CLOSED)
     );
 }
+
+// AC-HISTORY-7: a join with `since` subscribes holding live messages and reads the history; the
+// ack, the member list, the recovery and the gate follow the read; a leave before the read drops it.
+#[test]
+fn ac_history_7_a_recovering_join_is_answered_at_the_read_point() {
+    let since = arqon_proto::Position {
+        offset: 7,
+        epoch: "e1".to_owned(),
+    };
+    let join = SessionEvent::Join {
+        room: room("a"),
+        request: 3,
+        since: Some(since),
+        now_us: SEC,
+    };
+    let out = run(&active(), join);
+    assert_eq!(
+        out.effects,
+        vec![
+            SessionEffect::Subscribe {
+                room: room("a"),
+                gated: true,
+            },
+            SessionEffect::PresenceJoin { room: room("a") },
+            SessionEffect::FetchHistory {
+                room: room("a"),
+                request: 3,
+                after: 7,
+            },
+        ]
+    );
+    let read = crate::history::HistoryRead {
+        epoch: "e1".to_owned(),
+        first_offset: 1,
+        last_offset: 12,
+        room_cap: 100,
+        retained_after: 2,
+        retained_total: 5,
+        offsets: vec![9, 11],
+    };
+    let answered = run(
+        &out.state,
+        SessionEvent::HistoryRead {
+            room: room("a"),
+            request: 3,
+            read: Some(read.clone()),
+        },
+    );
+    assert_eq!(
+        kinds(&answered),
+        ["send_ack", "send_presence", "send_recovery", "open_gate"]
+    );
+    assert!(answered.effects.contains(&SessionEffect::OpenGate {
+        room: room("a"),
+        after: 12
+    }));
+    assert!(answered.state.live().unwrap().recovering.is_empty());
+    // A read that arrives after the room was left changes nothing.
+    let left = run(
+        &out.state,
+        SessionEvent::Leave {
+            room: room("a"),
+            request: 4,
+            now_us: SEC,
+        },
+    );
+    let late = run(
+        &left.state,
+        SessionEvent::HistoryRead {
+            room: room("a"),
+            request: 3,
+            read: Some(read),
+        },
+    );
+    assert!(late.effects.is_empty());
+}
