@@ -188,6 +188,7 @@ mod tests {
         }
     }
 
+    // AC-HISTORY-3
     #[test]
     fn ac_history_3_everything_after_since_is_recovered() {
         let r = recover(10, "e1", Some(&read(1, 14, 3, 8, &[11, 13, 14])));
@@ -203,6 +204,7 @@ mod tests {
         );
     }
 
+    // AC-HISTORY-4
     #[test]
     fn ac_history_4_tenant_eviction_past_since_is_not_recovered() {
         let r = recover(10, "e1", Some(&read(12, 14, 2, 2, &[13, 14])));
@@ -212,6 +214,7 @@ mod tests {
         assert!(recover(10, "e1", Some(&read(11, 14, 2, 2, &[13, 14]))).recovered);
     }
 
+    // AC-HISTORY-4
     #[test]
     fn ac_history_4_room_eviction_past_since_is_not_recovered() {
         let mut full = read(1, 500, 100, 100, &[]);
@@ -223,6 +226,7 @@ mod tests {
         assert!(recover(10, "e1", Some(&full)).recovered);
     }
 
+    // AC-HISTORY-5
     #[test]
     fn ac_history_5_a_recovery_over_the_limit_is_truncated() {
         let r = recover(10, "e1", Some(&read(1, 90, 50, 50, &[80, 85, 90])));
@@ -231,6 +235,7 @@ mod tests {
         assert_eq!(r.count, 3);
     }
 
+    // AC-HISTORY-6
     #[test]
     fn ac_history_6_another_epoch_or_a_first_join_starts_at_the_join_point() {
         for epoch in ["e0", ""] {
@@ -258,6 +263,7 @@ mod tests {
         assert!(!r.recovered);
     }
 
+    // AC-HISTORY-9
     #[test]
     fn ac_history_9_a_cursor_drops_duplicates_and_resumes_from_the_join_point() {
         let mut cursor = RoomCursor::default();

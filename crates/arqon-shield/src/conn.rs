@@ -18,7 +18,8 @@ use arqon_proto::{ClientCommand, ClientEnvelope, ClientHeader, Frame, ProtocolEr
 use arqon_spine::{Headers, TRACEPARENT, TRACESTATE};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -79,7 +80,23 @@ struct Driver {
     governance: Option<arqon_proto::GovernanceCommand>,
     /// A history page read for the machine, held until it decides what to send.
     held: Option<crate::history::Held>,
+    /// The publish just sent, until its ack is queued behind its store receipt.
+    unstored: Option<(u64, arqon_spine::Receipt)>,
+    /// A publish the spine refused at once: the error answered it, so no ack follows.
+    refused: Option<u64>,
+    /// Acks waiting for their publishes to be stored, in publish order.
+    storing: FuturesOrdered<BoxFuture<'static, Storing>>,
 }
+
+/// A publish's answer, sent once the spine has stored it: the ack, or an `INTERNAL` error.
+struct Storing {
+    result: Result<(), arqon_spine::SpineError>,
+    ack: Bytes,
+    error: Bytes,
+}
+
+/// Publishes of one session whose store receipts may be awaited at once (then the session waits).
+const MAX_STORING: usize = 256;
 
 /// Runs one session until it is closed.
 pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accepted) {
@@ -116,6 +133,9 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         role,
         governance: None,
         held: None,
+        unstored: None,
+        refused: None,
+        storing: FuturesOrdered::new(),
     };
     // On the tenant's gov.down before the Welcome goes out, so nothing sent after it is missed.
     let governance = Arc::clone(&shared.governance);
@@ -146,6 +166,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
                 driver.next_tick_us = None;
                 Box::pin(driver.step(SessionEvent::Tick { now_us: now_us() })).await;
             }
+            Some(done) = driver.storing.next(), if !driver.storing.is_empty() => driver.stored(done),
             drops = slow.wait() => {
                 for _ in 0..drops {
                     Box::pin(driver.step(SessionEvent::SlowConsumer)).await;
@@ -159,6 +180,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
             }
         }
     }
+    driver.settle().await;
     if let SessionState::Closed { reason } = &driver.state {
         shared.metrics.sessions_closed.inc(reason.as_str());
         tracing::info!(session = %driver.session_id, reason = reason.as_str(), "session closed");
@@ -544,13 +566,91 @@ impl Driver {
         }
     }
 
-    fn send_ack(&mut self, request: u64) {
+    /// Acks a request; a publish's ack waits for its store receipt (sent in publish order).
+    async fn send_ack(&mut self, request: u64) {
+        if self
+            .refused
+            .take_if(|refused| *refused == request)
+            .is_some()
+        {
+            return;
+        }
         let acked = self
             .current_for(Some(request))
             .and_then(|current| current.header.message_id.clone())
             .unwrap_or_default();
         let header = self.server_header(Some(request));
-        self.send(&outbound::ack(header, acked));
+        let ack = arqon_proto::encode_envelope(&outbound::ack(header, acked));
+        let Some((_, mut receipt)) = self.unstored.take_if(|(sent, _)| *sent == request) else {
+            self.outbox.offer(ack, &self.shared.metrics);
+            return;
+        };
+        // Stored already (the embedded spine, a tenant without history) and nothing before it
+        // waits: answer now.
+        if self.storing.is_empty()
+            && let Some(result) = futures_util::FutureExt::now_or_never(&mut receipt)
+        {
+            match result {
+                Ok(()) => {
+                    inc(&self.shared.metrics.published);
+                    self.outbox.offer(ack, &self.shared.metrics);
+                }
+                Err(error) => {
+                    tracing::warn!(session = %self.session_id, %error, "spine publish not stored");
+                    inc(&self.shared.metrics.publish_failures);
+                    self.shared.metrics.obs.spine_errors.inc("publish");
+                    self.send_error(v1::ErrorCode::Internal, Some(request), None);
+                }
+            }
+            return;
+        }
+        let header = self.server_header(Some(request));
+        let error = arqon_proto::encode_envelope(&outbound::error(
+            header,
+            v1::ErrorCode::Internal,
+            "the message could not be stored".to_owned(),
+            0,
+        ));
+        self.storing.push_back(Box::pin(async move {
+            Storing {
+                result: receipt.await,
+                ack,
+                error,
+            }
+        }));
+        if self.storing.len() > MAX_STORING
+            && let Some(done) = self.storing.next().await
+        {
+            self.stored(done);
+        }
+    }
+
+    /// A publish was stored (its ack goes out) or could not be (its error does).
+    fn stored(&mut self, done: Storing) {
+        let metrics = &self.shared.metrics;
+        match done.result {
+            Ok(()) => {
+                inc(&metrics.published);
+                self.outbox.offer(done.ack, metrics);
+            }
+            Err(error) => {
+                inc(&metrics.publish_failures);
+                metrics.obs.spine_errors.inc("publish");
+                metrics.errors_sent.inc("INTERNAL");
+                tracing::warn!(session = %self.session_id, %error, "spine publish not stored");
+                self.outbox.offer(done.error, metrics);
+            }
+        }
+    }
+
+    /// Sends the answers of publishes still being stored, waiting a little for them.
+    async fn settle(&mut self) {
+        while !self.storing.is_empty() {
+            match tokio::time::timeout(WRITER_GRACE, self.storing.next()).await {
+                Ok(Some(done)) => self.stored(done),
+                _ => return,
+            }
+        }
     }
 
     fn current_for(&self, request: Option<u64>) -> Option<&Current> {
@@ -738,7 +838,7 @@ impl Driver {
                 request,
                 retry_after_ms,
             } => self.send_error(wire_code(code), request, retry_after_ms),
-            SessionEffect::SendAck { request } => self.send_ack(request),
+            SessionEffect::SendAck { request } => self.send_ack(request).await,
             SessionEffect::SendPresence {
                 room,
                 request,
@@ -862,16 +962,17 @@ impl Driver {
             .shared
             .hub
             .spine()
-            .publish(&subject, headers, frame)
+            .publish_stored(&subject, headers, frame)
             .instrument(span)
             .await
         {
-            Ok(()) => inc(&self.shared.metrics.published),
+            Ok(receipt) => self.unstored = Some((request, receipt)),
             Err(error) => {
                 inc(&self.shared.metrics.publish_failures);
                 self.shared.metrics.obs.spine_errors.inc("publish");
                 tracing::warn!(session = %self.session_id, %error, "spine publish failed");
                 self.send_error(v1::ErrorCode::Internal, Some(request), None);
+                self.refused = Some(request);
             }
         }
     }

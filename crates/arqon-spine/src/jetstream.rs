@@ -21,6 +21,7 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, Republish, StorageTyp
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::Mutex;
 
 use crate::history::{
@@ -165,14 +166,15 @@ impl JetStreamHistory {
         Ok(Some(stream))
     }
 
-    /// Publishes a room message through `JetStream`, retrying with the same `Nats-Msg-Id` until it is
-    /// stored or the timeout passes.
+    /// Sends a room message through `JetStream` and returns a future that resolves once it is
+    /// stored: the first acknowledgement, or a resend with the same `Nats-Msg-Id` (dedup) until one
+    /// is stored or the timeout passes.
     pub(crate) async fn publish(
         &self,
         subject: &Subject,
         mut headers: HeaderMap,
         payload: Bytes,
-    ) -> Result<(), String> {
+    ) -> Result<BoxFuture<'static, Result<(), String>>, String> {
         let id = format!(
             "{}-{}",
             self.nonce,
@@ -180,31 +182,35 @@ impl JetStreamHistory {
         );
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
         let deadline = Instant::now() + self.timeout;
-        let mut attempt: u32 = 0;
-        loop {
-            let result = match self
-                .js
-                .publish_with_headers(
-                    subject.as_str().to_owned(),
-                    headers.clone(),
-                    payload.clone(),
-                )
-                .await
-            {
+        let subject = subject.as_str().to_owned();
+        let first = self
+            .js
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+            .await;
+        let js = self.js.clone();
+        Ok(Box::pin(async move {
+            let mut outcome = match first {
                 Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            match result {
-                Ok(()) => return Ok(()),
-                Err(reason) if Instant::now() >= deadline => return Err(reason),
-                Err(reason) => {
-                    attempt = attempt.saturating_add(1);
-                    tracing::debug!(subject = subject.as_str(), attempt, %reason, "history publish retried");
-                    let pause = Duration::from_millis(20 * u64::from(attempt.min(10)));
-                    tokio::time::sleep(pause).await;
+            let mut attempt: u32 = 0;
+            while let Err(reason) = outcome {
+                if Instant::now() >= deadline {
+                    return Err(reason);
                 }
+                attempt = attempt.saturating_add(1);
+                tracing::debug!(subject = %subject, attempt, %reason, "history publish retried");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)))).await;
+                outcome = match js
+                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                    .await
+                {
+                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
             }
-        }
+            Ok(())
+        }))
     }
 
     /// The position of a republished message, from the headers the stream adds.

@@ -33,4 +33,4 @@ pub use history::{
     StoredMessage,
 };
 pub use nats::{NatsConfig, NatsSpine};
-pub use spine::{Message, Spine, SpineError, SpineStatus, Subscription};
+pub use spine::{Message, Receipt, Spine, SpineError, SpineStatus, Subscription};

@@ -22,7 +22,7 @@ use crate::headers::Headers;
 use crate::history::{History, HistoryConfig, HistoryError, HistoryPage, HistoryQuery};
 use crate::jetstream::JetStreamHistory;
 use crate::spine::{
-    Message, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
+    Message, Receipt, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
 };
 use arqon_core::subject::{Subject, SubjectKind};
 
@@ -257,6 +257,38 @@ impl NatsSpine {
         history.stream(tenant).await.map_err(|e| e.to_string())
     }
 
+    /// Sends a room message of a tenant that keeps history through `JetStream`; `None` when the
+    /// subject is not such a room (publish it on core NATS).
+    async fn send_stored(
+        &self,
+        subject: &Subject,
+        map: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Option<Receipt>, SpineError> {
+        let publish_error = |reason: String| SpineError::Publish {
+            subject: subject.as_str().to_owned(),
+            reason,
+        };
+        let (Some(_), Some(history)) = (
+            self.history_stream(subject).await.map_err(publish_error)?,
+            &self.history,
+        ) else {
+            return Ok(None);
+        };
+        let stored = history
+            .publish(subject, map, payload)
+            .await
+            .map_err(publish_error)?;
+        let name = subject.as_str().to_owned();
+        let receipt: Receipt = Box::pin(async move {
+            stored.await.map_err(|reason| SpineError::Publish {
+                subject: name,
+                reason,
+            })
+        });
+        Ok(Some(receipt))
+    }
+
     /// The underlying client, for `JetStream` and other NATS-only features (the audit stream).
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -304,22 +336,39 @@ impl Spine for NatsSpine {
                 reason,
             };
             let map = to_nats_headers(&headers).map_err(publish_error)?;
-            if self
-                .history_stream(subject)
-                .await
-                .map_err(publish_error)?
-                .is_some()
-                && let Some(history) = &self.history
+            if let Some(stored) = self
+                .send_stored(subject, map.clone(), payload.clone())
+                .await?
             {
-                return history
-                    .publish(subject, map, payload)
-                    .await
-                    .map_err(publish_error);
+                return stored.await;
             }
             self.client
                 .publish_with_headers(subject.as_str().to_owned(), map, payload)
                 .await
                 .map_err(|e| publish_error(e.to_string()))
+        }
+        .instrument(span)
+        .boxed()
+    }
+
+    fn publish_stored<'a>(
+        &'a self,
+        subject: &'a Subject,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'a, Result<Receipt, SpineError>> {
+        let span = publish_span(subject, &payload);
+        async move {
+            let map = to_nats_headers(&headers).map_err(|reason| SpineError::Publish {
+                subject: subject.as_str().to_owned(),
+                reason,
+            })?;
+            if let Some(stored) = self.send_stored(subject, map, payload.clone()).await? {
+                return Ok(stored);
+            }
+            self.publish(subject, headers, payload).await?;
+            let done: Receipt = Box::pin(async { Ok(()) });
+            Ok(done)
         }
         .instrument(span)
         .boxed()

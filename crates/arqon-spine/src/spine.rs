@@ -70,6 +70,10 @@ pub enum SpineError {
     },
 }
 
+/// Resolves once the bus has stored a message published with [`Spine::publish_stored`] (at once
+/// when the bus stores nothing, or stored it before returning).
+pub type Receipt = BoxFuture<'static, Result<(), SpineError>>;
+
 /// A tenant-scoped publish/subscribe bus. Use it as `Arc<dyn Spine>`.
 ///
 /// Guarantees (`specs/spine.md`): at-most-once delivery; per publisher and subject, publish order;
@@ -83,6 +87,23 @@ pub trait Spine: Send + Sync + 'static {
         headers: Headers,
         payload: Bytes,
     ) -> BoxFuture<'a, Result<(), SpineError>>;
+
+    /// Publishes like [`Spine::publish`], returning once the message is sent, with a [`Receipt`]
+    /// that resolves when it is stored (history: `JetStream`'s acknowledgement), so a caller can
+    /// send more while earlier ones are being stored. Messages sent in order are stored in order,
+    /// except that one retried after a store failover may land after later ones.
+    fn publish_stored<'a>(
+        &'a self,
+        subject: &'a Subject,
+        headers: Headers,
+        payload: Bytes,
+    ) -> BoxFuture<'a, Result<Receipt, SpineError>> {
+        Box::pin(async move {
+            self.publish(subject, headers, payload).await?;
+            let stored: Receipt = Box::pin(async { Ok(()) });
+            Ok(stored)
+        })
+    }
 
     /// Subscribes to exactly `subject`; dropping the [`Subscription`] unsubscribes.
     fn subscribe<'a>(

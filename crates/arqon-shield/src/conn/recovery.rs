@@ -162,7 +162,7 @@ impl Driver {
     }
 
     /// Queues a frame, waiting for room (bounded): history goes out whole or the client is slow.
-    pub(super) async fn send_waiting(&self, frame: Bytes) -> bool {
+    pub(super) async fn send_waiting(&mut self, frame: Bytes) -> bool {
         match tokio::time::timeout(HISTORY_SEND_WAIT, self.outbox.queue.send(frame)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
