@@ -2,7 +2,7 @@
 
 See ``sdk/python/README.md`` for the quick start and the API reference.
 """
-from arqon._client import Client, Member, Message, PresenceEvent, Welcome, connect
+from arqon._client import Client, Member, Message, PresenceEvent, Recovery, Welcome, connect
 from arqon.errors import (
     CLOSE_CODES,
     ArqonError,
@@ -40,6 +40,7 @@ __all__ = [
     "InvalidRoom",
     "Member",
     "Message",
+    "Recovery",
     "NotInRoom",
     "PayloadTooLarge",
     "PolicyBlocked",

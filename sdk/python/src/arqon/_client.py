@@ -7,7 +7,7 @@ import itertools
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Dict, Generator, List, Mapping, Optional, Union
+from typing import AsyncIterator, Dict, Generator, List, Mapping, Optional, Tuple, Union
 
 import websockets
 from websockets.exceptions import ConnectionClosed as _WsClosed
@@ -44,6 +44,9 @@ class Message:
     twist_id: str
     timestamp_us: int
     message_id: str
+    #: The message's offset in the room's history (0 when the tenant keeps none) and its epoch.
+    offset: int = 0
+    epoch: str = ""
 
     @property
     def text(self) -> str:
@@ -83,6 +86,63 @@ class Welcome:
     heartbeat_interval_ms: int
     max_payload_bytes: int
     max_rooms: int
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How a join (first, or again after a reconnect) was answered from the room's history:
+    ``count`` recovered messages follow; ``recovered`` is False when some are gone (refetch the
+    room's state), ``truncated`` when more were missed than one recovery returns."""
+
+    room: str
+    recovered: bool
+    truncated: bool
+    count: int
+
+
+class _RoomCursor:
+    """A room's position across reconnects (the same rule as the Rust client's ``RoomCursor``):
+    what to send as ``since``, and which messages the app has already seen."""
+
+    def __init__(self) -> None:
+        self.position: Optional[Tuple[str, int]] = None
+        self.pending: Optional[Tuple[int, int]] = None
+
+    def since(self) -> "session_pb2.Position":
+        epoch, offset = self.position or ("", 0)
+        return session_pb2.Position(offset=offset, epoch=epoch)
+
+    def on_recovery(self, count: int, position: Optional[Tuple[str, int]]) -> None:
+        if position is None:
+            self.pending = None
+            return
+        epoch, offset = position
+        if self.position is None or self.position[0] != epoch:
+            self.position = (epoch, offset if count == 0 else 0)
+        if count == 0:
+            self._advance(offset)
+            self.pending = None
+        else:
+            self.pending = (count, offset)
+
+    def on_message(self, epoch: str, offset: int) -> bool:
+        if not epoch:
+            return True
+        fresh = self.position is None or self.position[0] != epoch or offset > self.position[1]
+        if fresh:
+            self.position = (epoch, offset)
+        if self.pending is not None:
+            left, point = self.pending
+            if left <= 1:
+                self.pending = None
+                self._advance(point)
+            else:
+                self.pending = (left - 1, point)
+        return fresh
+
+    def _advance(self, offset: int) -> None:
+        if self.position is not None:
+            self.position = (self.position[0], max(self.position[1], offset))
 
 
 def _member(m: "presence_pb2.Member") -> Member:
@@ -135,6 +195,8 @@ class Client:
         self._ws: Optional[websockets.ClientConnection] = None
         self._pending: Dict[str, "asyncio.Future[envelope_pb2.Envelope]"] = {}
         self._rooms: Dict[str, Dict[str, str]] = {}
+        self._cursors: Dict[str, _RoomCursor] = {}
+        self._recoveries = _Inbox(inbox_size)
         self._presence: Dict[str, Dict[str, Member]] = {}
         self._messages = _Inbox(inbox_size)
         self._room_messages: Dict[str, _Inbox] = {}
@@ -257,8 +319,11 @@ class Client:
                     log.info("arqon reconnect attempt %d failed: %s", attempt, type(failure).__name__)
 
     async def _rejoin(self) -> None:
+        # Each room again, from where the client was: the server sends what was missed.
         for room, metadata in list(self._rooms.items()):
-            await self._request(envelope_pb2.Envelope(join=session_pb2.Join(room=room, metadata=metadata)))
+            since = self._cursors.setdefault(room, _RoomCursor()).since()
+            join = session_pb2.Join(room=room, metadata=metadata, since=since)
+            await self._request(envelope_pb2.Envelope(join=join))
 
     def _fail_pending(self, error: Exception) -> None:
         for future in self._pending.values():
@@ -304,14 +369,22 @@ class Client:
             log.warning("arqon server error: %s", session_pb2.ErrorCode.Name(envelope.error.code))
         elif body == "message":
             m, h = envelope.message, envelope.header
+            cursor = self._cursors.get(m.room)
+            if cursor is not None and not cursor.on_message(m.epoch, m.offset):
+                return  # seen already: the app never gets a message twice
             msg = Message(
                 m.room, m.payload, m.content_type, h.tenant_id, h.sender_user_id,
-                h.sender_session_id, h.twist_id, h.timestamp_us, h.message_id,
+                h.sender_session_id, h.twist_id, h.timestamp_us, h.message_id, m.offset, m.epoch,
             )
             self._messages.put(msg)
             room_inbox = self._room_messages.get(m.room)
             if room_inbox is not None:
                 room_inbox.put(msg)
+        elif body == "recovery":
+            r = envelope.recovery
+            position = (r.position.epoch, r.position.offset) if r.HasField("position") else None
+            self._cursors.setdefault(r.room, _RoomCursor()).on_recovery(r.count, position)
+            self._recoveries.put(Recovery(r.room, r.recovered, r.truncated, r.count))
         elif body == "presence_update":
             update = envelope.presence_update
             members = [_member(m) for m in update.members]
@@ -362,13 +435,16 @@ class Client:
         meta = dict(metadata or {})
         self._room_messages.setdefault(room, _Inbox(self._inbox_size))
         self._presence[room] = {}
-        await self._request(envelope_pb2.Envelope(join=session_pb2.Join(room=room, metadata=meta)))
+        since = self._cursors.setdefault(room, _RoomCursor()).since()
+        join = session_pb2.Join(room=room, metadata=meta, since=since)
+        await self._request(envelope_pb2.Envelope(join=join))
         self._rooms[room] = meta
 
     async def leave(self, room: str) -> None:
         """Leaves ``room``."""
         await self._request(envelope_pb2.Envelope(leave=session_pb2.Leave(room=room)))
         self._rooms.pop(room, None)
+        self._cursors.pop(room, None)
         self._presence.pop(room, None)
 
     async def publish(
@@ -417,6 +493,15 @@ class Client:
             inbox.put(_CLOSED)
             raise ConnectionClosed(self.close_code)
         return item  # type: ignore[return-value]
+
+    async def next_recovery(self, timeout: Optional[float] = None) -> Recovery:
+        """The next join answered from history (a first join reports ``recovered=False`` and
+        ``count=0``: there was nothing to recover)."""
+        item = await asyncio.wait_for(self._recoveries.queue.get(), timeout)
+        if item is _CLOSED:
+            raise ConnectionClosed(self.close_code)
+        assert isinstance(item, Recovery)
+        return item
 
     async def presence_events(self) -> AsyncIterator[PresenceEvent]:
         """Yields presence snapshots, joins and leaves of the joined rooms."""
