@@ -32,6 +32,17 @@ use crate::metrics::{dec, inc};
 use crate::state::{IdentityGuard, Shared, SlotGuard};
 
 mod recovery;
+mod storing;
+
+/// A publish's answer, sent once the spine has stored it: the ack, or an `INTERNAL` error.
+struct Storing {
+    result: Result<(), arqon_spine::SpineError>,
+    ack: Bytes,
+    error: Bytes,
+}
+
+/// Publishes of one session whose store receipts may be awaited at once (then the session waits).
+const MAX_STORING: usize = 256;
 
 /// How long a closing session waits for its writer to flush before dropping the socket.
 const WRITER_GRACE: Duration = Duration::from_secs(2);
@@ -87,16 +98,6 @@ struct Driver {
     /// Acks waiting for their publishes to be stored, in publish order.
     storing: FuturesOrdered<BoxFuture<'static, Storing>>,
 }
-
-/// A publish's answer, sent once the spine has stored it: the ack, or an `INTERNAL` error.
-struct Storing {
-    result: Result<(), arqon_spine::SpineError>,
-    ack: Bytes,
-    error: Bytes,
-}
-
-/// Publishes of one session whose store receipts may be awaited at once (then the session waits).
-const MAX_STORING: usize = 256;
 
 /// Runs one session until it is closed.
 pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accepted) {
@@ -622,34 +623,6 @@ impl Driver {
             && let Some(done) = self.storing.next().await
         {
             self.stored(done);
-        }
-    }
-
-    /// A publish was stored (its ack goes out) or could not be (its error does).
-    fn stored(&mut self, done: Storing) {
-        let metrics = &self.shared.metrics;
-        match done.result {
-            Ok(()) => {
-                inc(&metrics.published);
-                self.outbox.offer(done.ack, metrics);
-            }
-            Err(error) => {
-                inc(&metrics.publish_failures);
-                metrics.obs.spine_errors.inc("publish");
-                metrics.errors_sent.inc("INTERNAL");
-                tracing::warn!(session = %self.session_id, %error, "spine publish not stored");
-                self.outbox.offer(done.error, metrics);
-            }
-        }
-    }
-
-    /// Sends the answers of publishes still being stored, waiting a little for them.
-    async fn settle(&mut self) {
-        while !self.storing.is_empty() {
-            match tokio::time::timeout(WRITER_GRACE, self.storing.next()).await {
-                Ok(Some(done)) => self.stored(done),
-                _ => return,
-            }
         }
     }
 

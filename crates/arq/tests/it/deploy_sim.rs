@@ -4,7 +4,10 @@
 //! reconnect through the balancer to a node that is up and join their rooms again, the node exits
 //! cleanly, and the node is started again ("rollback": the previous version back in service).
 //! Every publish made between restarts reaches every subscriber exactly once, and no client sees an
-//! error. The figures go to stdout as one `DEPLOY_SIM {json}` line that `ci/deploy_sim.sh` reads.
+//! error. A steady publisher on a fourth node publishes all along: with history (on by default) and
+//! the client's recovery, every subscriber gets every one of its messages exactly once, in order,
+//! across the three restarts. The figures go to stdout as one `DEPLOY_SIM {json}` line that
+//! `ci/deploy_sim.sh` reads.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,16 +80,34 @@ async fn ready(addr: &str) {
     .expect("node ready within the wait");
 }
 
-/// The next event of `client` that `wanted` accepts; an `Error` event fails the test (clients may
-/// see only the drain); panics after [`WAIT`].
-async fn next_matching(client: &mut BusClient, wanted: impl Fn(&Event) -> bool) -> Event {
+/// Prefix of the steady publisher's messages.
+const STEADY: &str = "steady-";
+/// The steady publisher's pace: one message per this.
+const STEADY_EVERY: Duration = Duration::from_millis(20);
+
+/// A subscriber, and the steady messages it has received so far, in order.
+struct Sub {
+    client: BusClient,
+    steady: Vec<String>,
+}
+
+/// The next event of `sub` that `wanted` accepts, recording the steady messages on the way; an
+/// `Error` event fails the test (clients may see only the drain); panics after [`WAIT`].
+async fn next_matching(sub: &mut Sub, wanted: impl Fn(&Event) -> bool) -> Event {
     tokio::time::timeout(WAIT, async {
         loop {
-            let event = client.next_event().await.expect("client alive");
+            let event = sub.client.next_event().await.expect("client alive");
             assert!(
                 !matches!(event, Event::Error { .. }),
                 "a client saw an error: {event:?}"
             );
+            if let Event::Message { payload, .. } = &event {
+                let text = String::from_utf8_lossy(payload);
+                if text.starts_with(STEADY) {
+                    sub.steady.push(text.into_owned());
+                    continue;
+                }
+            }
             if wanted(&event) {
                 return event;
             }
@@ -96,15 +117,39 @@ async fn next_matching(client: &mut BusClient, wanted: impl Fn(&Event) -> bool) 
     .expect("event within the wait")
 }
 
+/// Publishes numbered steady messages from `client` until `stop`; returns how many (each acked).
+async fn steady(client: BusClient, mut stop: tokio::sync::watch::Receiver<bool>) -> usize {
+    let mut tick = tokio::time::interval(STEADY_EVERY);
+    // Never a burst after a slow publish: the tenant's publish rate is the default one.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return sent,
+        }
+        client
+            .publish(
+                ROOM,
+                format!("{STEADY}{sent:05}").into_bytes(),
+                "text/plain",
+            )
+            .await
+            .expect("a steady publish is acknowledged");
+        sent += 1;
+    }
+}
+
 fn is_room_snapshot(event: &Event) -> bool {
     matches!(event, Event::PresenceJoin { room, .. } if room == ROOM)
 }
 
 /// Publishes `payload` from client 0 and waits until every client has it, exactly once: a client
 /// that sees an earlier round's payload again fails the test.
-async fn every_client_gets(clients: Vec<BusClient>, round: usize) -> Vec<BusClient> {
+async fn every_client_gets(clients: Vec<Sub>, round: usize) -> Vec<Sub> {
     let payload = format!("round {round}");
     clients[0]
+        .client
         .publish(ROOM, payload.clone().into_bytes(), "text/plain")
         .await
         .expect("publish");
@@ -130,10 +175,10 @@ async fn every_client_gets(clients: Vec<BusClient>, round: usize) -> Vec<BusClie
 }
 
 /// Runs `task` for every client at once and returns the clients in their order.
-async fn each<F, Fut>(clients: Vec<BusClient>, task: F) -> Vec<BusClient>
+async fn each<F, Fut>(clients: Vec<Sub>, task: F) -> Vec<Sub>
 where
-    F: Fn(usize, BusClient) -> Fut,
-    Fut: std::future::Future<Output = BusClient> + Send + 'static,
+    F: Fn(usize, Sub) -> Fut,
+    Fut: std::future::Future<Output = Sub> + Send + 'static,
 {
     let mut running = JoinSet::new();
     for (i, client) in clients.into_iter().enumerate() {
@@ -152,10 +197,10 @@ where
 /// (through the balancer, to a node that is up) and get its room back, and reports on `moved`;
 /// a client still connected when `stay` fires was on another node.
 async fn watch_moves(
-    clients: Vec<BusClient>,
+    clients: Vec<Sub>,
     moved: tokio::sync::mpsc::UnboundedSender<usize>,
     stay: tokio::sync::watch::Receiver<bool>,
-) -> Vec<BusClient> {
+) -> Vec<Sub> {
     each(clients, move |i, mut client| {
         let moved = moved.clone();
         let mut stay = stay.clone();
@@ -173,7 +218,7 @@ async fn watch_moves(
     .await
 }
 
-// AC-DEPLOY-1, AC-DEPLOY-2, AC-DEPLOY-3
+// AC-DEPLOY-1, AC-DEPLOY-2, AC-DEPLOY-3, AC-DEPLOY-5
 #[test]
 fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -184,7 +229,7 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
         .expect("runtime");
     runtime.block_on(async {
         let nats = NatsServer::start_jetstream().await.expect("nats-server");
-        let configs: Vec<PathBuf> = (0..NODES)
+        let configs: Vec<PathBuf> = (0..=NODES)
             .map(|i| {
                 let port = arqon_testkit::free_port().expect("port");
                 write_config(dir.path(), i, port, &nats.url(), &issuer.jwks_path())
@@ -195,7 +240,9 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
             tokio::task::block_in_place(|| serve(&["--config", config], dir.path()))
         };
         let mut nodes: Vec<Served> = (0..NODES).map(start).collect();
-        for node in &nodes {
+        // The steady publisher's node is not restarted.
+        let publisher_node = start(NODES);
+        for node in nodes.iter().chain([&publisher_node]) {
             ready(&node.addr).await;
         }
         let backends: Vec<SocketAddr> = nodes
@@ -210,6 +257,9 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
             balancer.open()
         );
         clients = every_client_gets(clients, 0).await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let publisher = steady_publisher(&publisher_node.addr, &issuer).await;
+        let steady_task = tokio::spawn(steady(publisher, stop_rx));
 
         let mut figures = Figures::default();
         for (i, node) in nodes.iter_mut().enumerate() {
@@ -245,13 +295,17 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
             clients = every_client_gets(clients, i + 1).await;
             println!("restart {i}: {moved}");
         }
+        let _ = stop_tx.send(true);
+        let sent = steady_task.await.expect("steady publisher");
+        let clients = every_steady_message(clients, sent).await;
+        figures.steady = (sent, clients.len());
         drop(balancer);
         println!("DEPLOY_SIM {}", figures.json());
     });
 }
 
 /// Connects every client through the balancer; each joins the room (client 0 also publishes).
-async fn connect_all(balancer: &Balancer, issuer: &JwtIssuer) -> Vec<BusClient> {
+async fn connect_all(balancer: &Balancer, issuer: &JwtIssuer) -> Vec<Sub> {
     let url = format!("ws://{}/v1/socket", balancer.addr());
     let backoff = Backoff {
         initial: Duration::from_millis(50),
@@ -267,19 +321,66 @@ async fn connect_all(balancer: &Balancer, issuer: &JwtIssuer) -> Vec<BusClient> 
                 Duration::from_hours(1),
             )
             .expect("token");
-        let mut client = BusClient::connect_with(&url, &token, backoff)
+        let client = BusClient::connect_with(&url, &token, backoff)
             .await
             .expect("connect");
         client.join(ROOM).await.expect("join");
-        next_matching(&mut client, is_room_snapshot).await;
-        clients.push(client);
+        let mut sub = Sub {
+            client,
+            steady: Vec::new(),
+        };
+        next_matching(&mut sub, is_room_snapshot).await;
+        clients.push(sub);
     }
     clients
+}
+
+/// Waits until every subscriber has every steady message, and checks it got each once, in order.
+async fn every_steady_message(clients: Vec<Sub>, sent: usize) -> Vec<Sub> {
+    let expected: Vec<String> = (0..sent).map(|i| format!("{STEADY}{i:05}")).collect();
+    each(clients, move |i, mut sub| {
+        let expected = expected.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while sub.steady.len() < expected.len() {
+                let Ok(event) = tokio::time::timeout_at(deadline, sub.client.next_event()).await
+                else {
+                    break;
+                };
+                if let Ok(Event::Message { payload, .. }) = event {
+                    let text = String::from_utf8_lossy(&payload).into_owned();
+                    if text.starts_with(STEADY) {
+                        sub.steady.push(text);
+                    }
+                }
+            }
+            assert_eq!(
+                sub.steady, expected,
+                "client {i}: every steady message once, in order, across the restarts"
+            );
+            sub
+        }
+    })
+    .await
+}
+
+/// The steady publisher's client, straight to its own node.
+async fn steady_publisher(addr: &str, issuer: &JwtIssuer) -> BusClient {
+    let token = issuer
+        .token(TENANT, "steady", Role::User, Duration::from_hours(1))
+        .expect("token");
+    let client = BusClient::connect(&format!("ws://{addr}/v1/socket"), &token)
+        .await
+        .expect("connect the steady publisher");
+    client.join(ROOM).await.expect("join");
+    client
 }
 
 /// What the simulation measured, per restart.
 #[derive(Default)]
 struct Figures {
+    /// Steady messages published during the restarts, and the subscribers that got them all.
+    steady: (usize, usize),
     drain_ms: Vec<u128>,
     moved_ms: Vec<u128>,
     moved: Vec<usize>,
@@ -317,6 +418,8 @@ impl Figures {
             "moved_ms": self.moved_ms,
             "rollback_ms_each": self.rollback_ms,
             "rollback_ms": self.rollback_ms.iter().max(),
+            "steady_published": self.steady.0,
+            "steady_complete_subscribers": self.steady.1,
         })
     }
 }
