@@ -112,3 +112,58 @@ fn ac_cli_29_release_workflow_builds_three_platforms_pushes_images_and_publishes
         eprintln!("actionlint not installed: run ci/workflow-lint.sh to lint release.yml");
     }
 }
+
+// AC-CLI-32: a network partition between a node and NATS (the testkit proxy cut; the server keeps
+// running) makes `arq status` report the node not ready and exit 1; healed, it reports healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn ac_cli_32_status_reports_a_partition_from_nats() {
+    let nats = arqon_testkit::NatsServer::start_jetstream().await.unwrap();
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", nats.port()).parse().unwrap();
+    let proxy = arqon_testkit::DelayProxy::start(target, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut config = arqon_config::Config::dev_default();
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.auth.dev_keys_dir = cwd.path().join("keys");
+    config.spine.kind = arqon_config::SpineKind::Nats;
+    config.spine.nats_urls = vec![proxy.nats_url()];
+    let node = arqon_shield::Node::start(config).await.unwrap();
+    let url = format!("http://{}", node.local_addr());
+    let status = |url: String, dir: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            crate::run(&["status", "--url", &url, "--json", "--window", "0s"], &dir)
+        })
+        .await
+        .unwrap()
+    };
+    let (code, out, err) = status(url.clone(), cwd.path().to_path_buf()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    proxy.cut();
+    // The spine notices the cut as an event; poll `arq status` like an operator until it says so.
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let (code, out, _) = status(url.clone(), cwd.path().to_path_buf()).await;
+            if code == 1 {
+                return serde_json::from_str::<serde_json::Value>(&out).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("arq status reports the partition");
+    assert_eq!(report["healthy"], false, "{report:#}");
+    let node_report = &report["nodes"][0];
+    assert!(
+        node_report["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("/readyz")),
+        "{report:#}"
+    );
+    proxy.restore();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while status(url.clone(), cwd.path().to_path_buf()).await.0 != 0 {}
+    })
+    .await
+    .expect("healthy again once the partition heals");
+    node.shutdown().await;
+}
