@@ -3,6 +3,7 @@
 
 mod baseline;
 mod client;
+mod drain;
 mod history;
 mod procs;
 mod scenarios;
@@ -45,6 +46,10 @@ struct Args {
     /// 10,000 missed messages (`specs/history.md`).
     #[arg(long)]
     history: bool,
+    /// Instead of the peer comparison: connect this many clients to a node, send it SIGTERM and
+    /// time the drain (process exit, and each client's disconnect).
+    #[arg(long, value_name = "CLIENTS")]
+    drain: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +91,10 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     let jwks = dir.path().join("jwks.json");
     issuer.write_jwks(&jwks)?;
     let token = issuer.token("bench", "load", Role::User, Duration::from_hours(1))?;
+    if let Some(clients) = args.drain {
+        let report = drain::run(&args.arq, dir.path(), &jwks, &token, clients).await?;
+        return Ok(json!({ "profile": profile, "drain": report, "ratios": {} }));
+    }
     if args.history {
         println!("profile: {profile:?} (history)");
         let report = history::run(

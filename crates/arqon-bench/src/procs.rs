@@ -29,6 +29,22 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Sends SIGTERM and waits for the process to exit; returns how long that took.
+    pub(crate) fn terminate(&mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed: {status}", self.pid());
+        }
+        self.child.wait().context("waiting for the node to exit")?;
+        Ok(started.elapsed())
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
