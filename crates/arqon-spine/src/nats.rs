@@ -22,7 +22,8 @@ use crate::headers::Headers;
 use crate::history::{History, HistoryConfig, HistoryError, HistoryPage, HistoryQuery};
 use crate::jetstream::JetStreamHistory;
 use crate::spine::{
-    Message, Receipt, Spine, SpineError, SpineStatus, Subscription, publish_span, trace_receive,
+    Message, Receipt, Spine, SpineError, SpineStatus, Subscription, publish_span, stored_already,
+    trace_receive,
 };
 use arqon_core::subject::{Subject, SubjectKind};
 
@@ -367,8 +368,7 @@ impl Spine for NatsSpine {
                 return Ok(stored);
             }
             self.publish(subject, headers, payload).await?;
-            let done: Receipt = Box::pin(async { Ok(()) });
-            Ok(done)
+            Ok(stored_already())
         }
         .instrument(span)
         .boxed()

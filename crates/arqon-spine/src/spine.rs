@@ -74,6 +74,11 @@ pub enum SpineError {
 /// when the bus stores nothing, or stored it before returning).
 pub type Receipt = BoxFuture<'static, Result<(), SpineError>>;
 
+/// The receipt of a message stored before its publish returned (or by a bus that stores nothing).
+pub(crate) fn stored_already() -> Receipt {
+    Box::pin(async { Ok(()) })
+}
+
 /// A tenant-scoped publish/subscribe bus. Use it as `Arc<dyn Spine>`.
 ///
 /// Guarantees (`specs/spine.md`): at-most-once delivery; per publisher and subject, publish order;
@@ -100,8 +105,7 @@ pub trait Spine: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Receipt, SpineError>> {
         Box::pin(async move {
             self.publish(subject, headers, payload).await?;
-            let stored: Receipt = Box::pin(async { Ok(()) });
-            Ok(stored)
+            Ok(stored_already())
         })
     }
 
