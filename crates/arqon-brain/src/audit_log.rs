@@ -8,17 +8,33 @@
 //!   subject `arqon.v1.<tenant>.gov.audit`; every append carries
 //!   `Nats-Expected-Last-Subject-Sequence`, so a writer holding a stale head is refused instead of
 //!   forking the chain.
+//!
+//! Each event's last record carries the control plane's [`Checkpoint`] after that event, so a new
+//! writer resumes with the state and not only the chain: on `JetStream` in the record's message
+//! header [`CHECKPOINT_HEADER`] (stored with the record, in one write); in a file beside the chain,
+//! `<tenant>.audit.checkpoint.json`, replaced (write, fsync, rename) after the record is fsynced.
 
 use std::path::{Path, PathBuf};
 
 use arqon_core::audit::{
     AuditChain, AuditEntry, AuditError, AuditFault, AuditRecord, parse_lines, verify,
 };
+use arqon_core::governance::checkpoint::{Checkpoint, CheckpointError};
 use arqon_core::subject::Subject;
 use arqon_proto::names::TenantId;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
+
+/// The message header of a `JetStream` audit record that holds the control plane's checkpoint.
+pub const CHECKPOINT_HEADER: &str = "Arqon-Checkpoint";
+
+/// How many records back from the head a new `JetStream` writer looks for a checkpoint (the head
+/// record lacks one only when a writer stopped in the middle of an event's records).
+const CHECKPOINT_SCAN: u64 = 64;
+
+/// What a store holds as the newest checkpoint: none, or one that may not parse.
+pub type StoredCheckpoint = Option<Result<Checkpoint, CheckpointError>>;
 
 /// Why an audit log could not be opened, read or appended to.
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +136,13 @@ impl FileAuditLog {
         &self.path
     }
 
-    /// Appends `entry`: writes its line and fsyncs before returning the stored record.
-    pub async fn append(&mut self, entry: AuditEntry) -> Result<AuditRecord, AuditLogError> {
+    /// Appends `entry`: writes its line and fsyncs before returning the stored record; then
+    /// replaces the checkpoint file with `checkpoint`, when given.
+    pub async fn append(
+        &mut self,
+        entry: AuditEntry,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AuditRecord, AuditLogError> {
         let record = self.chain.prepare(entry);
         let mut line = record.to_line();
         line.push('\n');
@@ -132,7 +153,40 @@ impl FileAuditLog {
         self.file.write_all(line.as_bytes()).await.map_err(io)?;
         self.file.sync_data().await.map_err(io)?;
         self.chain.commit(&record);
+        if let Some(checkpoint) = checkpoint {
+            self.write_checkpoint(checkpoint).await?;
+        }
         Ok(record)
+    }
+
+    /// The checkpoint file beside the chain.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.path.with_extension("checkpoint.json")
+    }
+
+    async fn write_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AuditLogError> {
+        let path = self.checkpoint_path();
+        let scratch = path.with_extension("json.tmp");
+        let io = |source| AuditLogError::Io {
+            path: scratch.clone(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(&scratch).await.map_err(io)?;
+        file.write_all(checkpoint.to_json().as_bytes())
+            .await
+            .map_err(io)?;
+        file.sync_data().await.map_err(io)?;
+        tokio::fs::rename(&scratch, &path).await.map_err(io)
+    }
+
+    /// The newest checkpoint, when there is one.
+    pub async fn checkpoint(&self) -> Result<StoredCheckpoint, AuditLogError> {
+        let path = self.checkpoint_path();
+        match tokio::fs::read_to_string(&path).await {
+            Ok(text) => Ok(Some(Checkpoint::from_json(&text))),
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(AuditLogError::Io { path, source }),
+        }
     }
 
     /// Every record in the file, in order.
@@ -213,13 +267,21 @@ impl JetStreamAuditLog {
         &self.name
     }
 
-    /// Appends `entry` once the server has acknowledged storing it; refused with
-    /// [`AuditLogError::Conflict`] when another writer appended since this one's head.
-    pub async fn append(&mut self, entry: AuditEntry) -> Result<AuditRecord, AuditLogError> {
+    /// Appends `entry`, with `checkpoint` in its header when given, once the server has
+    /// acknowledged storing it; refused with [`AuditLogError::Conflict`] when another writer
+    /// appended since this one's head.
+    pub async fn append(
+        &mut self,
+        entry: AuditEntry,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AuditRecord, AuditLogError> {
         let record = self.chain.prepare(entry);
-        let publish = PublishMessage::build()
+        let mut publish = PublishMessage::build()
             .payload(Bytes::from(record.to_line()))
             .expected_last_subject_sequence(self.last_subject_seq);
+        if let Some(checkpoint) = checkpoint {
+            publish = publish.header(CHECKPOINT_HEADER, checkpoint.to_json());
+        }
         let ack = match self
             .js
             .send_publish(self.subject.to_string(), publish)
@@ -245,6 +307,29 @@ impl JetStreamAuditLog {
                 detail: e.to_string(),
             }),
         }
+    }
+
+    /// The newest checkpoint: in the head record's header, or at most [`CHECKPOINT_SCAN`] records
+    /// before it.
+    pub async fn checkpoint(&self) -> Result<StoredCheckpoint, AuditLogError> {
+        let oldest = self.last_subject_seq.saturating_sub(CHECKPOINT_SCAN).max(1);
+        for seq in (oldest..=self.last_subject_seq).rev() {
+            match self.stream.get_raw_message(seq).await {
+                Ok(message) => {
+                    if let Some(value) = message.headers.get(CHECKPOINT_HEADER) {
+                        return Ok(Some(Checkpoint::from_json(value.as_str())));
+                    }
+                }
+                Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {}
+                Err(e) => {
+                    return Err(AuditLogError::JetStream {
+                        stream: self.name.clone(),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Every record still in the stream, in stream order (a deleted message is simply absent,
@@ -312,11 +397,32 @@ pub enum AuditLog {
 }
 
 impl AuditLog {
-    /// Appends `entry` durably and returns the stored record.
-    pub async fn append(&mut self, entry: AuditEntry) -> Result<AuditRecord, AuditLogError> {
+    /// Appends `entry` durably, with the control plane's `checkpoint` after it when given, and
+    /// returns the stored record.
+    pub async fn append(
+        &mut self,
+        entry: AuditEntry,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<AuditRecord, AuditLogError> {
         match self {
-            Self::File(log) => log.append(entry).await,
-            Self::JetStream(log) => log.append(entry).await,
+            Self::File(log) => log.append(entry, checkpoint).await,
+            Self::JetStream(log) => log.append(entry, checkpoint).await,
+        }
+    }
+
+    /// The `seq` the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        match self {
+            Self::File(log) => log.chain.next_seq(),
+            Self::JetStream(log) => log.chain.next_seq(),
+        }
+    }
+
+    /// The newest stored checkpoint.
+    pub async fn checkpoint(&self) -> Result<StoredCheckpoint, AuditLogError> {
+        match self {
+            Self::File(log) => log.checkpoint().await,
+            Self::JetStream(log) => log.checkpoint().await,
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arqon_core::audit::AuditRecord;
+use arqon_core::governance::checkpoint::Resumed;
 use arqon_core::governance::{ControlPlane, GovEffect, GovEvent, GovRole, Principal, Rules};
 use arqon_core::subject::Subject;
 use arqon_proto::GovernanceCommand;
@@ -135,6 +136,22 @@ impl TenantDriver {
             sent: 0,
             counters: BTreeMap::new(),
         }
+    }
+
+    /// A driver for `tenant` that resumes from the newest checkpoint in `audit`
+    /// ([`ControlPlane::resume`] decides how), and how it resumed.
+    pub async fn resume(
+        tenant: TenantId,
+        rules: Rules,
+        audit: AuditLog,
+        spine: Arc<dyn Spine>,
+    ) -> Result<(Self, Resumed), GovernanceDriverError> {
+        let stored = audit.checkpoint().await?;
+        let head = audit.next_seq().saturating_sub(1);
+        let (control, resumed) = ControlPlane::resume(tenant.clone(), rules.clone(), stored, head);
+        let mut driver = Self::new(tenant, rules, audit, spine);
+        driver.control = control;
+        Ok((driver, resumed))
     }
 
     /// The control plane's state (pending proposals, rollouts, paused, catalog version).
@@ -299,9 +316,19 @@ impl TenantDriver {
             | GovEvent::Tick { at_us } => *at_us,
         };
         let mut applied = Applied::default();
-        for effect in self.control.handle(event) {
+        let effects = self.control.handle(event);
+        // The event's last record carries the state after it, so a new writer resumes from it.
+        let last_audit = effects
+            .iter()
+            .rposition(|e| matches!(e, GovEffect::Audit(_)));
+        for (index, effect) in effects.into_iter().enumerate() {
             match effect {
-                GovEffect::Audit(entry) => applied.records.push(self.audit.append(entry).await?),
+                GovEffect::Audit(entry) => {
+                    let checkpoint = (Some(index) == last_audit)
+                        .then(|| self.control.checkpoint(self.audit.next_seq()));
+                    let record = self.audit.append(entry, checkpoint.as_ref()).await?;
+                    applied.records.push(record);
+                }
                 GovEffect::Publish(command) => {
                     let id = self.next_id(now_us);
                     let header = server_header(self.control.tenant(), id, "", now_us);

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arqon_core::governance::checkpoint::Resumed;
 use arqon_core::governance::{ControlPlane, Principal, Rules};
 use arqon_core::lease::{Lease, LeaseState};
 use arqon_proto::GovernanceCommand;
@@ -238,12 +239,18 @@ impl Starter {
                     tenant: tenant.clone(),
                     source,
                 })?;
-        let driver = TenantDriver::new(
+        let (driver, resumed) = TenantDriver::resume(
             tenant.clone(),
             self.rules.clone(),
             audit,
             Arc::clone(&self.spine),
-        );
+        )
+        .await
+        .map_err(|source| GovernanceServiceError::Driver {
+            tenant: tenant.clone(),
+            source,
+        })?;
+        log_resumed(tenant, &resumed);
         let subscription =
             driver
                 .subscribe()
@@ -328,6 +335,30 @@ impl GovernanceService {
             .send(command)
             .await
             .map_err(|_| stopped(tenant, "not running".into()))
+    }
+}
+
+/// Says how a writer's control plane started: from a checkpoint (how far behind its chain), fresh,
+/// or paused because its checkpoint was refused.
+fn log_resumed(tenant: &TenantId, resumed: &Resumed) {
+    match resumed {
+        Resumed::Fresh => {
+            tracing::info!(tenant = %tenant, "governance writer starts with a fresh control plane");
+        }
+        Resumed::Checkpoint { seq, behind: 0 } => {
+            tracing::info!(tenant = %tenant, seq, "governance writer resumed from its checkpoint");
+        }
+        Resumed::Checkpoint { seq, behind } => tracing::warn!(
+            tenant = %tenant,
+            seq,
+            behind,
+            "governance writer resumed from a checkpoint older than the chain's head"
+        ),
+        Resumed::Refused(error) => tracing::error!(
+            tenant = %tenant,
+            %error,
+            "governance checkpoint refused; the control plane starts paused"
+        ),
     }
 }
 

@@ -7,6 +7,7 @@
 //! driven by the [`Rollout`] machine.
 
 mod authority;
+pub mod checkpoint;
 pub mod data_plane;
 mod describe;
 mod proposals;

@@ -106,7 +106,7 @@ pub struct ProposalRef {
 }
 
 /// Where a rollout is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 pub enum RolloutPhase {
     /// Nothing in flight; the baseline applies.
     #[default]
@@ -159,7 +159,7 @@ pub enum RolloutPhase {
 }
 
 /// The rollout state of one governed target: its phase and the catalog version.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 pub struct RolloutState {
     /// The latest catalog version accepted.
     pub catalog_version: u64,

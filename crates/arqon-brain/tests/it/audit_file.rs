@@ -27,13 +27,13 @@ async fn file_log_round_trips_across_reopen_and_names_an_edit() {
 
     let mut log = FileAuditLog::open(dir.path(), &tenant).await.unwrap();
     for n in 1..=3 {
-        assert_eq!(log.append(entry(n)).await.unwrap().seq, n);
+        assert_eq!(log.append(entry(n), None).await.unwrap().seq, n);
     }
     drop(log);
     let mut log = FileAuditLog::open(dir.path(), &tenant).await.unwrap();
-    let fourth = log.append(entry(4)).await.unwrap();
+    let fourth = log.append(entry(4), None).await.unwrap();
     assert_eq!(fourth.seq, 4);
-    log.append(entry(5)).await.unwrap();
+    log.append(entry(5), None).await.unwrap();
 
     let records = log.records().await.unwrap();
     assert_eq!(records.len(), 5);
@@ -76,7 +76,7 @@ async fn file_log_names_a_removed_line() {
     let tenant = TenantId::parse("beta-2").unwrap();
     let mut log = FileAuditLog::open(dir.path(), &tenant).await.unwrap();
     for n in 1..=4 {
-        log.append(entry(n)).await.unwrap();
+        log.append(entry(n), None).await.unwrap();
     }
     let path = log.path().to_path_buf();
     drop(log);

@@ -31,7 +31,7 @@ async fn jetstream_log_round_trips_and_refuses_a_stale_writer() {
     assert_eq!(first.name(), "ARQON_AUDIT_acme");
     let mut appended = Vec::new();
     for n in 1..=3 {
-        appended.push(first.append(entry(n)).await.unwrap());
+        appended.push(first.append(entry(n), None).await.unwrap());
     }
     let stored = first.verify_stored().await.unwrap();
     assert_eq!(stored, appended);
@@ -40,12 +40,12 @@ async fn jetstream_log_round_trips_and_refuses_a_stale_writer() {
     let mut second = JetStreamAuditLog::open(connect(&server).await.unwrap(), &tenant)
         .await
         .unwrap();
-    let fourth = second.append(entry(4)).await.unwrap();
+    let fourth = second.append(entry(4), None).await.unwrap();
     assert_eq!(fourth.seq, 4);
     assert_eq!(fourth.prev_hash, appended[2].hash);
 
     // The first writer's head is stale now: refused, and the chain does not fork.
-    match first.append(entry(5)).await {
+    match first.append(entry(5), None).await {
         Err(AuditLogError::Conflict { expected, .. }) => assert_eq!(expected, 3),
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -60,5 +60,5 @@ async fn jetstream_log_round_trips_and_refuses_a_stale_writer() {
     let mut log = JetStreamAuditLog::open(connect(&server).await.unwrap(), &other)
         .await
         .unwrap();
-    assert_eq!(log.append(entry(1)).await.unwrap().seq, 1);
+    assert_eq!(log.append(entry(1), None).await.unwrap().seq, 1);
 }

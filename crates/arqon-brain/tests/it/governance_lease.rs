@@ -198,3 +198,143 @@ async fn ac_lease_9_a_writer_whose_key_is_taken_stops_writing_at_once() {
         other => panic!("expected NotWriter, got {other:?}"),
     }
 }
+
+fn agent() -> Principal {
+    Principal {
+        user: UserId::parse("agent-1").unwrap(),
+        role: GovRole::DataPlane,
+    }
+}
+
+fn proposal(id: &str) -> GovernanceCommand {
+    GovernanceCommand::Proposal(v1::Proposal {
+        id: id.into(),
+        timestamp_us: 1,
+        variant_id: Some(42),
+        reason: "Latency regression detected".into(),
+        confidence: 0.92,
+        ..v1::Proposal::default()
+    })
+}
+
+fn enforce(action: v1::enforce::Action) -> GovernanceCommand {
+    GovernanceCommand::Enforce(v1::Enforce {
+        reason: "test".into(),
+        action: Some(action),
+    })
+}
+
+// AC-LEASE-10
+#[tokio::test]
+async fn ac_lease_10_a_new_writer_resumes_the_control_plane_not_only_the_chain() {
+    let server = NatsServer::start_jetstream().await.unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let (a, _) = first_writer(&server, &tenant).await;
+    let b = node(&server, "node-b").await;
+    b.serve(&tenant).await.unwrap();
+    let mut b_lease = b.watch_lease(&tenant).await.unwrap();
+    // The writer holds a pending proposal, catalog 3, and the tenant paused.
+    for command in [
+        proposal("p1"),
+        catalog(3),
+        enforce(v1::enforce::Action::PauseAdaptation(v1::PauseAdaptation {})),
+    ] {
+        let from = if command.is_upstream() {
+            agent()
+        } else {
+            operator()
+        };
+        let applied = a.submit(&tenant, from, command).await.unwrap();
+        assert!(applied.refusals.is_empty(), "{:?}", applied.refusals);
+    }
+    let before = a.snapshot(&tenant).await.unwrap();
+    drop(a);
+    until_writer(&mut b_lease).await;
+
+    // The new writer holds the same state: nothing was forgotten, the pause least of all.
+    let after = b.snapshot(&tenant).await.unwrap();
+    assert_eq!(after, before);
+    assert!(after.paused());
+    assert_eq!(after.catalog_version(), 3);
+    assert_eq!(after.pending()[0].proposal.id, "p1");
+    // And it decides from it: a stale catalog is refused, resume then approval go through.
+    let applied = b.submit(&tenant, operator(), catalog(2)).await.unwrap();
+    assert_eq!(applied.refusals[0].0, v1::ErrorCode::CatalogStale);
+    let resume = enforce(v1::enforce::Action::ResumeAdaptation(
+        v1::ResumeAdaptation {},
+    ));
+    assert!(
+        b.submit(&tenant, operator(), resume)
+            .await
+            .unwrap()
+            .refusals
+            .is_empty()
+    );
+    let approve = GovernanceCommand::Approval(v1::Approval {
+        proposal_id: "p1".into(),
+        proposal_digest: String::new(),
+        rollout: Some(v1::RolloutConfig {
+            initial_percent: 5.0,
+            increment_per_minute: 10.0,
+            max_percent: 50.0,
+        }),
+    });
+    let applied = b.submit(&tenant, operator(), approve).await.unwrap();
+    assert!(applied.refusals.is_empty(), "{:?}", applied.refusals);
+    assert!(
+        b.snapshot(&tenant)
+            .await
+            .unwrap()
+            .in_flight()
+            .contains_key("p1")
+    );
+}
+
+// AC-LEASE-10
+#[tokio::test]
+async fn ac_lease_10_a_restarted_single_node_resumes_from_its_checkpoint_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let spine: Arc<dyn Spine> = Arc::new(arqon_spine::EmbeddedSpine::new());
+    let service = || {
+        GovernanceService::new(
+            Arc::clone(&spine),
+            AuditStore::Dir(dir.path().to_path_buf()),
+            Rules::default(),
+            Duration::from_hours(1),
+            system_now(),
+        )
+    };
+    let first = service();
+    first.serve(&tenant).await.unwrap();
+    first
+        .submit(&tenant, agent(), proposal("p1"))
+        .await
+        .unwrap();
+    let stop = enforce(v1::enforce::Action::EmergencyStop(v1::EmergencyStop {}));
+    assert!(
+        first
+            .submit(&tenant, operator(), stop)
+            .await
+            .unwrap()
+            .refusals
+            .is_empty()
+    );
+    let before = first.snapshot(&tenant).await.unwrap();
+    drop(first);
+
+    let second = service();
+    second.serve(&tenant).await.unwrap();
+    let after = second.snapshot(&tenant).await.unwrap();
+    assert_eq!(after, before);
+    assert!(after.paused(), "an emergency stop survives the restart");
+    // A checkpoint that does not parse: the control plane starts paused (fail closed).
+    drop(second);
+    let file = dir.path().join("acme.audit.checkpoint.json");
+    assert!(file.exists());
+    std::fs::write(&file, "{ not json").unwrap();
+    let third = service();
+    third.serve(&tenant).await.unwrap();
+    let refused = third.snapshot(&tenant).await.unwrap();
+    assert!(refused.paused() && refused.pending().is_empty());
+}

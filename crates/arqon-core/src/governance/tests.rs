@@ -3,6 +3,7 @@
 
 use sha2::{Digest as _, Sha256};
 
+use super::checkpoint::{Checkpoint, CheckpointError, Resumed};
 use super::*;
 
 const T0: u64 = 1_700_000_000_000_000;
@@ -640,4 +641,97 @@ fn every_message_is_audited_and_every_publish_follows_an_audit() {
             }
         }
     }
+}
+
+// AC-LEASE-10
+#[test]
+fn a_checkpoint_restores_pending_rollouts_pause_and_catalog() {
+    let mut cp = ControlPlane::new(tenant(), auto_rules(1));
+    propose(&mut cp, "p1", 0.9);
+    propose(&mut cp, "p2", 0.9);
+    msg(
+        &mut cp,
+        T0,
+        &operator(),
+        GovernanceCommand::CatalogUpdate(v1::CatalogUpdate {
+            version: 7,
+            source_uri: "https://catalog.example.com/v7.json".into(),
+        }),
+    );
+    cp.handle(GovEvent::Tick {
+        at_us: T0 + 60_000_000,
+    });
+    act(&mut cp, Action::PauseAdaptation(v1::PauseAdaptation {}));
+    let stored = cp.checkpoint(42).to_json();
+    let restored = ControlPlane::restore(
+        tenant(),
+        auto_rules(1),
+        &Checkpoint::from_json(&stored).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(restored, cp);
+    assert!(restored.paused() && restored.catalog_version() == 7);
+    assert_eq!(restored.pending().len(), 1);
+    assert!(restored.in_flight().contains_key("p1"));
+    // The restored plane decides as the original would: the same effects for the same event.
+    let (mut a, mut b) = (cp, restored);
+    let resume = Action::ResumeAdaptation(v1::ResumeAdaptation {});
+    assert_eq!(act(&mut a, resume.clone()), act(&mut b, resume));
+}
+
+// AC-LEASE-10
+#[test]
+fn a_bad_checkpoint_is_refused() {
+    let mut cp = ControlPlane::new(tenant(), auto_rules(1));
+    propose(&mut cp, "p1", 0.9);
+    propose(&mut cp, "p2", 0.9);
+    let good = cp.checkpoint(3);
+    let other = TenantId::parse("globex").unwrap();
+    assert!(matches!(
+        ControlPlane::restore(other, auto_rules(1), &good),
+        Err(CheckpointError::WrongTenant { .. })
+    ));
+    let mut bad_hex = good.clone();
+    bad_hex.pending[0].proposal = "zz".into();
+    assert!(matches!(
+        ControlPlane::restore(tenant(), auto_rules(1), &bad_hex),
+        Err(CheckpointError::Proposal { index: 0, .. })
+    ));
+    // Two rollouts in flight under a limit of one: an invariant fails, so nothing is restored.
+    let mut over = good.clone();
+    let first = over.in_flight.values().next().cloned().unwrap();
+    over.in_flight.insert("p9".into(), first);
+    assert!(matches!(
+        ControlPlane::restore(tenant(), auto_rules(1), &over),
+        Err(CheckpointError::Invariant { .. })
+    ));
+    assert!(matches!(
+        Checkpoint::from_json("{\"tenant\":1}"),
+        Err(CheckpointError::Malformed(_))
+    ));
+}
+
+// AC-LEASE-10
+#[test]
+fn resume_takes_a_valid_checkpoint_and_fails_closed_on_a_bad_one() {
+    let mut cp = ControlPlane::new(tenant(), auto_rules(1));
+    propose(&mut cp, "p1", 0.9);
+    let good = cp.checkpoint(5);
+    let (fresh, how) = ControlPlane::resume(tenant(), auto_rules(1), None, 9);
+    assert!(how == Resumed::Fresh && !fresh.paused());
+    let (resumed, how) = ControlPlane::resume(tenant(), auto_rules(1), Some(Ok(good.clone())), 7);
+    assert_eq!(how, Resumed::Checkpoint { seq: 5, behind: 2 });
+    assert_eq!(resumed, cp);
+    // A checkpoint ahead of its chain, or one that does not restore: paused, nothing rolls out.
+    let (ahead, how) = ControlPlane::resume(tenant(), auto_rules(1), Some(Ok(good.clone())), 4);
+    assert!(matches!(how, Resumed::Refused(_)) && ahead.paused() && ahead.pending().is_empty());
+    let mut bad = good;
+    bad.tenant = "globex".into();
+    let (refused, how) = ControlPlane::resume(tenant(), auto_rules(1), Some(Ok(bad)), 9);
+    assert!(
+        matches!(how, Resumed::Refused(CheckpointError::WrongTenant { .. })) && refused.paused()
+    );
+    let unparsed = Checkpoint::from_json("not json");
+    let (refused, how) = ControlPlane::resume(tenant(), auto_rules(1), Some(unparsed), 9);
+    assert!(matches!(how, Resumed::Refused(CheckpointError::Malformed(_))) && refused.paused());
 }
