@@ -12,12 +12,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 tests=crates/arqon-console/tests/browser
 
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing chromium (apt-get)"
-  timeout 600 apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq chromium >/dev/null
-fi
-chromium --version
+bash ci/chromium.sh
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 (cd "$tests" && timeout 300 npm ci --silent --no-audit --no-fund)
