@@ -127,6 +127,8 @@ export interface ClientEvents {
   governance: Envelope;
   /** The session opened (again, after a reconnect). */
   connected: Welcome;
+  /** The server asked this client to reconnect elsewhere, no sooner than `reconnectAfterMs`. */
+  drain: { reason: string; reconnectAfterMs: number };
   /** The socket dropped; the client reconnects unless told otherwise. */
   disconnected: { code: number | null };
   /** The token was refreshed in-band. */
@@ -594,6 +596,7 @@ export class Client {
         // The node is going away: leave now, come back (elsewhere) no sooner than its hint.
         this.log.info('arqon: the server asked to reconnect elsewhere');
         this.policy.serverAsked(body.value.reconnectAfterMs);
+        this.emit('drain', { reason: body.value.reason, reconnectAfterMs: body.value.reconnectAfterMs });
         this.socket?.close(1000);
         return;
       }
