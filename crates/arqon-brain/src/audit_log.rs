@@ -221,6 +221,7 @@ impl JetStreamAuditLog {
     ) -> Result<Self, AuditLogError> {
         let name = Self::stream_name(tenant);
         let subject = Subject::gov_audit(tenant);
+        let js_client = client.clone();
         let js = jetstream::new(client);
         let fail = |detail: String| AuditLogError::JetStream {
             stream: name.clone(),
@@ -235,6 +236,8 @@ impl JetStreamAuditLog {
                 discard: stream::DiscardPolicy::New,
                 deny_delete: true,
                 deny_purge: true,
+                // Three copies on a cluster: losing one NATS server loses no committed record.
+                num_replicas: arqon_spine::auto_replicas(&js_client),
                 ..Default::default()
             })
             .await

@@ -65,8 +65,7 @@ pub struct KvLeaseStore {
 impl KvLeaseStore {
     /// Opens (or creates) the bucket with keys that expire after `ttl`.
     pub async fn open(client: async_nats::Client, ttl: Duration) -> Result<Self, LeaseStoreError> {
-        // One replica per server the client knows of (itself and the cluster's others), at most 3.
-        let replicas = (1 + client.server_info().connect_urls.len()).min(3);
+        let replicas = arqon_spine::auto_replicas(&client);
         let js = jetstream::new(client);
         // The bucket's stream is made here, as `create_key_value` would make it: that call first
         // queries account limits in a form nats-server 2.9 does not answer.

@@ -145,7 +145,8 @@ pub async fn audit_store(config: &Config) -> Result<AuditStore, ShieldError> {
     Ok(match config.governance.audit_kind {
         AuditKind::File => AuditStore::Dir(config.governance.audit_path.clone()),
         AuditKind::Jetstream => {
-            let urls = config.spine.nats_urls.join(",");
+            let urls = arqon_spine::server_addrs(&config.spine.nats_urls)
+                .map_err(|e| ShieldError::Governance(format!("audit JetStream: {e}")))?;
             let client = async_nats::ConnectOptions::new()
                 .name(format!("{}-audit", config.node.id))
                 .connection_timeout(config.spine.connect_timeout.get())

@@ -111,12 +111,7 @@ impl JetStreamHistory {
         if self.config.replicas > 0 {
             return self.config.replicas;
         }
-        let info = self.client.server_info();
-        if info.cluster.is_some() && info.connect_urls.len() >= 3 {
-            3
-        } else {
-            1
-        }
+        auto_replicas(&self.client)
     }
 
     /// The tenant's stream, created or updated on first use; `None` when it keeps no history.
@@ -362,5 +357,17 @@ impl JetStreamHistory {
             tracing::debug!(%error, "history read consumer not deleted; it expires");
         }
         result.map(|()| (kept.into_iter().collect(), seen))
+    }
+}
+
+/// How many replicas a stream of ours gets on the servers `client` is connected to: three on a
+/// cluster of three or more (one server may be lost), else one. Shared by the history streams, the
+/// audit chains and the lease bucket.
+pub fn auto_replicas(client: &async_nats::Client) -> usize {
+    let info = client.server_info();
+    if info.cluster.is_some() && info.connect_urls.len() >= 3 {
+        3
+    } else {
+        1
     }
 }

@@ -32,5 +32,6 @@ pub use history::{
     History, HistoryConfig, HistoryError, HistoryPage, HistoryQuery, Retention, Stored,
     StoredMessage,
 };
-pub use nats::{NatsConfig, NatsSpine};
+pub use jetstream::auto_replicas;
+pub use nats::{NatsConfig, NatsSpine, server_addrs};
 pub use spine::{Message, Receipt, Spine, SpineError, SpineStatus, Subscription};

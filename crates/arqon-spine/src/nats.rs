@@ -153,6 +153,17 @@ impl std::fmt::Debug for NatsSpine {
     }
 }
 
+/// The server addresses of `urls`, for `async_nats` (a comma-joined string would be read as one
+/// URL); the first bad URL's error in words.
+pub fn server_addrs(urls: &[String]) -> Result<Vec<async_nats::ServerAddr>, String> {
+    urls.iter()
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("{u}: {e}"))
+        })
+        .collect()
+}
+
 impl NatsSpine {
     /// Connects to the first reachable server of `config.urls`, within `config.connect_timeout`.
     pub async fn connect(config: &NatsConfig) -> Result<Self, SpineError> {
@@ -161,12 +172,7 @@ impl NatsSpine {
             urls: urls.clone(),
             reason,
         };
-        let addrs = config
-            .urls
-            .iter()
-            .map(|u| u.parse::<async_nats::ServerAddr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| connect_error(e.to_string()))?;
+        let addrs = server_addrs(&config.urls).map_err(connect_error)?;
         if addrs.is_empty() {
             return Err(connect_error("no server URL configured".into()));
         }
