@@ -119,9 +119,9 @@ impl std::fmt::Debug for TenantDriver {
 
 /// Where the effects of one event go back to: the session that sent it.
 #[derive(Clone, Debug, Default)]
-struct ReplyTo {
+pub(crate) struct ReplyTo {
     session: String,
-    correlation_id: String,
+    pub(crate) correlation_id: String,
 }
 
 impl TenantDriver {
@@ -262,46 +262,23 @@ impl TenantDriver {
 
     /// Turns a bus message into an event; anything malformed becomes [`GovEvent::Invalid`].
     fn translate(&self, message: &Message, now_us: u64) -> (GovEvent, ReplyTo) {
-        let invalid = |reason: &str| {
-            (
+        match decode_command(self.control.tenant(), message) {
+            Ok((from, command, reply_to)) => (
+                GovEvent::Message {
+                    at_us: now_us,
+                    from,
+                    message: command,
+                },
+                reply_to,
+            ),
+            Err(reason) => (
                 GovEvent::Invalid {
                     at_us: now_us,
                     reason: reason.to_owned(),
                 },
                 ReplyTo::default(),
-            )
-        };
-        if message.payload.len() > MAX_GOV_MESSAGE_BYTES {
-            return invalid("too large");
+            ),
         }
-        let Ok(Envelope {
-            header: Some(header),
-            body: Some(body),
-        }) = Envelope::decode(message.payload.clone())
-        else {
-            return invalid("undecodable envelope");
-        };
-        if header.tenant_id != self.control.tenant().as_str() {
-            return invalid("tenant mismatch");
-        }
-        let Ok(user) = UserId::parse(&header.sender_user_id) else {
-            return invalid("no valid sender");
-        };
-        let Some(command) = GovernanceCommand::from_body(body) else {
-            return invalid("not a governance body");
-        };
-        let role = GovRole::from_claim(message.headers.get(ROLE_HEADER).unwrap_or(""));
-        (
-            GovEvent::Message {
-                at_us: now_us,
-                from: Principal { user, role },
-                message: command,
-            },
-            ReplyTo {
-                session: header.sender_session_id,
-                correlation_id: header.correlation_id,
-            },
-        )
     }
 
     /// Runs `event` through the control plane and executes its effects in order.
@@ -370,4 +347,38 @@ impl TenantDriver {
         self.sent += 1;
         format!("gov-{now_us}-{}", self.sent)
     }
+}
+
+/// Reads a governance message of the spine (`gov.up`, or a forwarded `gov.cmd`): an encoded
+/// envelope of `tenant` with a valid sender and a governance body, and the sender's role in
+/// [`ROLE_HEADER`]; the reason in words when it is not one.
+pub(crate) fn decode_command(
+    tenant: &TenantId,
+    message: &Message,
+) -> Result<(Principal, GovernanceCommand, ReplyTo), &'static str> {
+    if message.payload.len() > MAX_GOV_MESSAGE_BYTES {
+        return Err("too large");
+    }
+    let Ok(Envelope {
+        header: Some(header),
+        body: Some(body),
+    }) = Envelope::decode(message.payload.clone())
+    else {
+        return Err("undecodable envelope");
+    };
+    if header.tenant_id != tenant.as_str() {
+        return Err("tenant mismatch");
+    }
+    let Ok(user) = UserId::parse(&header.sender_user_id) else {
+        return Err("no valid sender");
+    };
+    let Some(command) = GovernanceCommand::from_body(body) else {
+        return Err("not a governance body");
+    };
+    let role = GovRole::from_claim(message.headers.get(ROLE_HEADER).unwrap_or(""));
+    let reply_to = ReplyTo {
+        session: header.sender_session_id,
+        correlation_id: header.correlation_id,
+    };
+    Ok((Principal { user, role }, command, reply_to))
 }

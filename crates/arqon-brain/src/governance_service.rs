@@ -3,7 +3,8 @@
 //!
 //! With a lease store (several nodes on NATS), a tenant is served through its lease: a
 //! [`crate::lease`] task per tenant, and the driver runs only while this node is the tenant's
-//! writer. Without one (a single node), the driver runs as soon as the tenant is served.
+//! writer. Without one (a single node), the driver runs as soon as the tenant is served. A call
+//! on a node that is not the writer is forwarded to the writer over the spine ([`crate::forward`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::audit_log::{AuditLogError, AuditStore};
+use crate::forward::{self, Asker, ForwardError, Request};
 use crate::governance::{Applied, DriverCommand, GovernanceDriverError, Now, TenantDriver};
 use crate::lease::{self, LeaseStore, LeaseTask, Writing};
 
@@ -68,6 +70,17 @@ pub enum GovernanceServiceError {
 struct Served {
     commands: mpsc::Sender<DriverCommand>,
     task: JoinHandle<Result<TenantDriver, GovernanceDriverError>>,
+    /// Answers requests other nodes forward (with a lease only).
+    forwarded: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    fn abort(&self) {
+        self.task.abort();
+        if let Some(forwarded) = &self.forwarded {
+            forwarded.abort();
+        }
+    }
 }
 
 /// How this node takes part in the writer leases.
@@ -88,6 +101,8 @@ struct Starter {
     rules: Rules,
     tick: Duration,
     now: Now,
+    /// Whether a writer answers forwarded requests (several nodes, with a lease).
+    answers_forwarded: bool,
     served: Mutex<HashMap<TenantId, Served>>,
 }
 
@@ -95,6 +110,7 @@ struct Starter {
 pub struct GovernanceService {
     starter: Arc<Starter>,
     lease: Option<LeaseSettings>,
+    asker: Option<Asker>,
     leases: Arc<Mutex<HashMap<TenantId, LeaseTask>>>,
 }
 
@@ -124,16 +140,29 @@ impl GovernanceService {
                 rules,
                 tick,
                 now,
+                answers_forwarded: false,
                 served: Mutex::new(HashMap::new()),
             }),
             lease: None,
+            asker: None,
             leases: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// The same service, serving each tenant only while it holds the tenant's writer lease.
+    /// The same service, serving each tenant only while it holds the tenant's writer lease, and
+    /// forwarding calls to the writer while it does not.
+    ///
+    /// # Panics
+    /// Never: it runs before any tenant is served, so the starter is not shared yet.
     #[must_use]
     pub fn with_lease(mut self, settings: LeaseSettings) -> Self {
+        self.asker = Some(Asker::new(
+            Arc::clone(&self.starter.spine),
+            settings.node_id.clone(),
+        ));
+        if let Some(starter) = Arc::get_mut(&mut self.starter) {
+            starter.answers_forwarded = true;
+        }
         self.lease = Some(settings);
         self
     }
@@ -260,39 +289,64 @@ impl Starter {
                     source,
                 })?;
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        let forwarded = if self.answers_forwarded {
+            let listener =
+                forward::serve(Arc::clone(&self.spine), tenant.clone(), commands.clone())
+                    .await
+                    .map_err(|source| GovernanceServiceError::Driver {
+                        tenant: tenant.clone(),
+                        source: source.into(),
+                    })?;
+            Some(listener)
+        } else {
+            None
+        };
         let task =
             tokio::spawn(driver.run(subscription, receiver, self.tick, Arc::clone(&self.now)));
-        served.insert(tenant.clone(), Served { commands, task });
+        served.insert(
+            tenant.clone(),
+            Served {
+                commands,
+                task,
+                forwarded,
+            },
+        );
         Ok(())
     }
 
     /// Stops `tenant`'s driver at once (the lease is lost); nothing more is written.
     async fn stop(&self, tenant: &TenantId) {
         if let Some(served) = self.served.lock().await.remove(tenant) {
-            served.task.abort();
+            served.abort();
             tracing::warn!(tenant = %tenant, "governance writer stopped: lease lost");
         }
     }
 }
 
 impl GovernanceService {
-    /// Hands a command from a local principal to `tenant`'s driver and waits for its outcome.
+    /// Hands a command from a principal of this node to `tenant`'s driver and waits for its
+    /// outcome; on a node that is not the writer, the writer decides it (forwarded).
     pub async fn submit(
         &self,
         tenant: &TenantId,
         from: Principal,
         message: GovernanceCommand,
     ) -> Result<Applied, GovernanceServiceError> {
+        let Some(commands) = self.local(tenant).await? else {
+            let answer = self
+                .forward(tenant, Request::Submit { from, message })
+                .await?;
+            return answer
+                .into_applied()
+                .map_err(|reason| stopped(tenant, reason));
+        };
         let (reply, outcome) = oneshot::channel();
-        self.send(
-            tenant,
-            DriverCommand::Submit {
-                from,
-                message,
-                reply,
-            },
-        )
-        .await?;
+        let command = DriverCommand::Submit {
+            from,
+            message,
+            reply,
+        };
+        send(tenant, &commands, command).await?;
         match outcome.await {
             Ok(Ok(applied)) => Ok(applied),
             Ok(Err(reason)) => Err(stopped(tenant, reason)),
@@ -300,21 +354,30 @@ impl GovernanceService {
         }
     }
 
-    /// A copy of `tenant`'s control plane (pending proposals, rollouts, paused, catalog).
+    /// A copy of `tenant`'s control plane (pending proposals, rollouts, paused, catalog), read
+    /// from the writer wherever it runs.
     pub async fn snapshot(
         &self,
         tenant: &TenantId,
     ) -> Result<ControlPlane, GovernanceServiceError> {
+        let Some(commands) = self.local(tenant).await? else {
+            let answer = self.forward(tenant, Request::Snapshot).await?;
+            let checkpoint = answer
+                .into_snapshot()
+                .map_err(|reason| stopped(tenant, reason))?;
+            return forward::restore_snapshot(tenant, self.starter.rules.clone(), &checkpoint)
+                .map_err(|reason| stopped(tenant, reason));
+        };
         let (reply, copy) = oneshot::channel();
-        self.send(tenant, DriverCommand::Snapshot { reply }).await?;
+        send(tenant, &commands, DriverCommand::Snapshot { reply }).await?;
         copy.await.map_err(|_| stopped(tenant, "no answer".into()))
     }
 
-    async fn send(
+    /// The local driver's queue; `None` when another node writes (with a lease).
+    async fn local(
         &self,
         tenant: &TenantId,
-        command: DriverCommand,
-    ) -> Result<(), GovernanceServiceError> {
+    ) -> Result<Option<mpsc::Sender<DriverCommand>>, GovernanceServiceError> {
         let commands = self
             .starter
             .served
@@ -322,20 +385,43 @@ impl GovernanceService {
             .await
             .get(tenant)
             .map(|s| s.commands.clone());
-        let Some(commands) = commands else {
-            return Err(match &self.lease {
-                None => GovernanceServiceError::NotServed(tenant.clone()),
-                Some(settings) => GovernanceServiceError::NotWriter {
-                    tenant: tenant.clone(),
-                    writer: settings.store.holder(tenant).await,
-                },
-            });
-        };
-        commands
-            .send(command)
-            .await
-            .map_err(|_| stopped(tenant, "not running".into()))
+        match (commands, &self.lease) {
+            (Some(commands), _) => Ok(Some(commands)),
+            (None, Some(_)) => Ok(None),
+            (None, None) => Err(GovernanceServiceError::NotServed(tenant.clone())),
+        }
     }
+
+    /// Asks the writer; no answer in time is [`GovernanceServiceError::NotWriter`] naming the
+    /// lease's holder (none, for a moment, during a failover).
+    async fn forward(
+        &self,
+        tenant: &TenantId,
+        request: Request,
+    ) -> Result<forward::Answer, GovernanceServiceError> {
+        let (Some(asker), Some(settings)) = (&self.asker, &self.lease) else {
+            return Err(GovernanceServiceError::NotServed(tenant.clone()));
+        };
+        match asker.ask(tenant, request).await {
+            Ok(answer) => Ok(answer),
+            Err(ForwardError::NoAnswer(_)) => Err(GovernanceServiceError::NotWriter {
+                tenant: tenant.clone(),
+                writer: settings.store.holder(tenant).await,
+            }),
+            Err(error) => Err(stopped(tenant, error.to_string())),
+        }
+    }
+}
+
+async fn send(
+    tenant: &TenantId,
+    commands: &mpsc::Sender<DriverCommand>,
+    command: DriverCommand,
+) -> Result<(), GovernanceServiceError> {
+    commands
+        .send(command)
+        .await
+        .map_err(|_| stopped(tenant, "not running".into()))
 }
 
 /// Says how a writer's control plane started: from a checkpoint (how far behind its chain), fresh,
@@ -372,7 +458,7 @@ fn stopped(tenant: &TenantId, reason: String) -> GovernanceServiceError {
 impl Drop for Starter {
     fn drop(&mut self) {
         for served in self.served.get_mut().values() {
-            served.task.abort();
+            served.abort();
         }
     }
 }

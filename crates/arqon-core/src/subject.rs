@@ -10,6 +10,8 @@
 //! | `arqon.v1.<tenant>.gov.up` | [`Subject::gov_up`] |
 //! | `arqon.v1.<tenant>.gov.down` | [`Subject::gov_down`] |
 //! | `arqon.v1.<tenant>.gov.audit` | [`Subject::gov_audit`] |
+//! | `arqon.v1.<tenant>.gov.cmd` | [`Subject::gov_cmd`] |
+//! | `arqon.v1.<tenant>.gov.reply` | [`Subject::gov_reply`] |
 //! | `arqon.v1._sys.heartbeat` | [`Subject::heartbeat`] |
 //!
 //! Neither names nor fixed tokens contain `.`, `*`, `>` or whitespace, so a subject never holds a
@@ -44,6 +46,10 @@ pub enum SubjectKind {
     GovDown,
     /// The tenant's governance audit chain (a `JetStream` subject).
     GovAudit,
+    /// Operator commands and reads forwarded by a node that is not the tenant's writer.
+    GovCmd,
+    /// The writer's answers to forwarded commands.
+    GovReply,
     /// Node liveness; carries no tenant data.
     Heartbeat,
 }
@@ -101,6 +107,16 @@ impl Subject {
         Self::tenant_scoped(tenant, SubjectKind::GovAudit)
     }
 
+    /// `arqon.v1.<tenant>.gov.cmd`: operator commands forwarded to the tenant's writer.
+    pub fn gov_cmd(tenant: &TenantId) -> Self {
+        Self::tenant_scoped(tenant, SubjectKind::GovCmd)
+    }
+
+    /// `arqon.v1.<tenant>.gov.reply`: the writer's answers to forwarded commands.
+    pub fn gov_reply(tenant: &TenantId) -> Self {
+        Self::tenant_scoped(tenant, SubjectKind::GovReply)
+    }
+
     /// `arqon.v1._sys.heartbeat`: node liveness, with no tenant data.
     pub fn heartbeat() -> Self {
         Self(Arc::new(Parts {
@@ -119,6 +135,8 @@ impl Subject {
             SubjectKind::GovUp => format!("{PREFIX}.{t}.gov.up"),
             SubjectKind::GovDown => format!("{PREFIX}.{t}.gov.down"),
             SubjectKind::GovAudit => format!("{PREFIX}.{t}.gov.audit"),
+            SubjectKind::GovCmd => format!("{PREFIX}.{t}.gov.cmd"),
+            SubjectKind::GovReply => format!("{PREFIX}.{t}.gov.reply"),
             SubjectKind::Heartbeat => format!("{PREFIX}.{SYSTEM_TOKEN}.heartbeat"),
         };
         Self(Arc::new(Parts {
@@ -202,6 +220,8 @@ mod tests {
             Subject::gov_up(t),
             Subject::gov_down(t),
             Subject::gov_audit(t),
+            Subject::gov_cmd(t),
+            Subject::gov_reply(t),
         ]
     }
 
@@ -228,6 +248,8 @@ mod tests {
             (Subject::gov_up(&t), "arqon.v1.acme.gov.up"),
             (Subject::gov_down(&t), "arqon.v1.acme.gov.down"),
             (Subject::gov_audit(&t), "arqon.v1.acme.gov.audit"),
+            (Subject::gov_cmd(&t), "arqon.v1.acme.gov.cmd"),
+            (Subject::gov_reply(&t), "arqon.v1.acme.gov.reply"),
             (Subject::heartbeat(), "arqon.v1._sys.heartbeat"),
         ];
         for (subject, want) in cases {

@@ -90,7 +90,7 @@ async fn next(client: &mut BusClient) -> DownstreamMessage {
     timeout(WAIT, client.recv()).await.unwrap().unwrap()
 }
 
-fn proposal(id: &str) -> Proposal {
+pub(crate) fn proposal(id: &str) -> Proposal {
     Proposal {
         id: id.to_owned(),
         variant_id: Some(42),

@@ -14,6 +14,7 @@ mod cli_serve;
 mod deploy_sim;
 #[cfg(unix)]
 mod dev_stack;
+mod gov_cluster;
 mod obs_serve;
 #[cfg(target_os = "linux")]
 mod reconnect_storm;

@@ -1,7 +1,7 @@
 //! One governance writer per tenant across nodes (specs/lease.md): two governance services share
 //! a real nats-server with `JetStream` (their audit chains and the KV lease bucket); exactly one
-//! writes, the other refuses local submissions naming the writer, and when the writer goes (its
-//! process state dropped) or its key is taken, the other takes over and the chain goes on unforked.
+//! writes, the other forwards its calls to the writer, and when the writer goes (its process state
+//! dropped) or its key is taken, the other takes over and the chain and the control plane go on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,14 +114,18 @@ async fn ac_lease_8_one_writer_per_tenant_and_a_failover_that_continues_the_chai
     let b_lease = b.watch_lease(&tenant).await.unwrap();
     assert!(a.is_writer(&tenant).await && !b.is_writer(&tenant).await);
 
-    // The writer decides; the other node refuses, naming the writer.
+    // The writer decides, whichever node the call reaches: the other forwards it (AC-LEASE-11).
     a.submit(&tenant, operator(), catalog(1)).await.unwrap();
-    match b.submit(&tenant, operator(), catalog(2)).await {
-        Err(GovernanceServiceError::NotWriter { writer, .. }) => {
-            assert_eq!(writer.as_deref(), Some("node-a"));
-        }
-        other => panic!("expected NotWriter, got {other:?}"),
-    }
+    let forwarded = b.submit(&tenant, operator(), catalog(2)).await.unwrap();
+    assert!(forwarded.refusals.is_empty());
+    assert_eq!(forwarded.records[0].record.kind, "catalog_update");
+    assert_eq!(forwarded.records[0].record.subject, "2");
+    let stale = b.submit(&tenant, operator(), catalog(2)).await.unwrap();
+    assert_eq!(stale.refusals[0].0, v1::ErrorCode::CatalogStale);
+    assert_eq!(
+        b.snapshot(&tenant).await.unwrap(),
+        a.snapshot(&tenant).await.unwrap()
+    );
     // Several renewals later, still one writer.
     tokio::time::timeout(WAIT, async {
         let mut a_lease = a_lease.clone();
@@ -153,7 +157,7 @@ async fn ac_lease_8_one_writer_per_tenant_and_a_failover_that_continues_the_chai
     );
     assert!(b.is_writer(&tenant).await);
     // The new writer resumes after the last committed record: the chain goes on, unforked.
-    b.submit(&tenant, operator(), catalog(2)).await.unwrap();
+    b.submit(&tenant, operator(), catalog(3)).await.unwrap();
     let client = async_nats::connect(server.url()).await.unwrap();
     let records = AuditStore::JetStream(client).verify(&tenant).await.unwrap();
     let kinds: Vec<(&str, &str)> = records
@@ -165,7 +169,7 @@ async fn ac_lease_8_one_writer_per_tenant_and_a_failover_that_continues_the_chai
             .iter()
             .filter(|(kind, _)| *kind == "catalog_update")
             .count()
-            >= 2,
+            >= 3,
         "{kinds:?}"
     );
     assert!(
@@ -191,12 +195,24 @@ async fn ac_lease_9_a_writer_whose_key_is_taken_stops_writing_at_once() {
     kv.put(tenant.as_str(), "intruder".into()).await.unwrap();
     until_follower(&mut a_lease).await;
     assert!(!a.is_writer(&tenant).await);
+    // The intruder keeps its key (renewing as a writer would) but answers nothing: a call on the
+    // node is forwarded, unanswered, and refused naming the holder (AC-LEASE-11).
+    let renewer = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(300));
+        loop {
+            every.tick().await;
+            kv.put("acme", "intruder".into()).await.unwrap();
+        }
+    });
+    let asked = Instant::now();
     match a.submit(&tenant, operator(), catalog(1)).await {
         Err(GovernanceServiceError::NotWriter { writer, .. }) => {
             assert_eq!(writer.as_deref(), Some("intruder"));
         }
         other => panic!("expected NotWriter, got {other:?}"),
     }
+    assert!(asked.elapsed() >= arqon_brain::forward::FORWARD_WAIT);
+    renewer.abort();
 }
 
 fn agent() -> Principal {
