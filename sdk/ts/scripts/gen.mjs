@@ -6,7 +6,9 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const PKG = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PROTO = resolve(PKG, '../../proto');
+// `--proto DIR` checks against another copy of proto/ (the drift test uses a changed one).
+const protoAt = process.argv.indexOf('--proto');
+const PROTO = protoAt > 0 ? resolve(process.argv[protoAt + 1]) : resolve(PKG, '../../proto');
 const COMMITTED = join(PKG, 'src/gen');
 const BUF = join(PKG, 'node_modules/.bin/buf');
 
