@@ -38,6 +38,6 @@ export function serve(port = 0) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { url } = await serve(Number(process.argv[2] ?? 8080));
+  const { url } = await serve(Number(process.argv[2] ?? 8090));
   console.log(`chat example: ${url}chat.html  (build first: npm run build; mint tokens: arq auth gen --sub alice)`);
 }

@@ -136,6 +136,10 @@ global = ["${BAD_WORDS}"]
 # Wall-clock budget: generous, so a busy CI machine never times out a clean message (fail closed).
 time_budget = "250ms"
 
+# Proposals that pass the rules are approved without an operator, so a test sees an Approval.
+[governance]
+auto_approve = true
+
 [telemetry]
 log_format = "json"
 log_level = "warn"

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthError, connect, InvalidRoom, NotInRoom, PolicyBlocked, TokenRefused } from '../../src/index.js';
 import type { Client } from '../../src/index.js';
+import { DigestMismatch, GovernanceClient, proposalDigest } from '../../src/governance.js';
 import { Bus, until } from '../helpers/bus.js';
 import type { Spine } from '../helpers/bus.js';
 
@@ -108,6 +109,28 @@ for (const spine of ['embedded', 'nats'] as Spine[]) {
       assert.ok(took < ONE_ROUND_TRIP, `PolicyBlocked took ${took} ms`);
       await alice.publish('safety', 'clean');
       assert.equal((await bob.nextMessage({ room: 'safety', timeoutMs: WAIT })).text, 'clean', 'the blocked message was never routed');
+    });
+
+    test(`AC-SDKTS-11 [${spine}]: the governance client sends telemetry, an alert and proposals, and hears each decision (the approval's digest verifies)`, async () => {
+      const dataplane = await connect(bus.url, bus.token('dp-1', { role: 'dataplane' }), { seed: 2 });
+      clients.push(dataplane);
+      const governance = new GovernanceClient(dataplane);
+      await governance.sendTelemetry('dp-1', { latency_p99: 3.5, throughput: 1200 }, BigInt(Date.now()) * 1000n);
+      await governance.sendAlert({ timestampUs: BigInt(Date.now()) * 1000n, severity: 2, message: 'p99 up', context: { room: 'lobby' } });
+      const now = () => BigInt(Date.now()) * 1000n;
+      // Below the node's minimum confidence: rejected, and the rejection names it.
+      const doubtful = await governance.sendProposal({ id: `doubt-${spine}`, timestampUs: now(), variantId: 3n, reason: 'a hunch', confidence: 0.05 });
+      const rejected = await governance.next(WAIT);
+      assert.equal(rejected.case, 'rejection');
+      assert.equal(rejected.value.proposalId, doubtful.id);
+      // A sound one is auto-approved (tests/helpers/bus.ts) with the digest this SDK computes.
+      const sound = await governance.sendProposal({ id: `sound-${spine}`, timestampUs: now(), variantId: 7n, params: { beta: 2, alpha: 0.5 }, reason: 'latency', confidence: 0.95 });
+      const approved = await governance.next(WAIT);
+      assert.equal(approved.case, 'approval', `got ${approved.case}: ${JSON.stringify(approved.value, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+      assert.equal(approved.value.proposalId, sound.id);
+      assert.equal(approved.value.proposalDigest, await proposalDigest(sound), 'the server digest equals the TypeScript one');
+      await governance.verify(sound, approved.value);
+      await assert.rejects(governance.verify(doubtful, approved.value), DigestMismatch);
     });
 
     test(`AC-SDKTS-4 [${spine}]: refreshToken keeps the session past the first token's exp`, async () => {
