@@ -183,3 +183,29 @@ test('AC-SDKTS-8: the SDK never logs the token, whatever happens', async () => {
   const secret = TOKEN.split('.')[1] as string;
   assert.ok(lines.every((l) => !l.includes(secret) && !l.includes(TOKEN)), lines.join('\n'));
 });
+
+test('AC-SDKTS-7: messages(room) is an async iterator that ends when the client closes; full inboxes drop the oldest and count it', async () => {
+  const { client, socket } = await open({ inboxSize: 2 });
+  const joined = client.join('lobby');
+  socket.ack(await socket.received('join'));
+  await joined;
+  const texts: string[] = [];
+  const reading = (async () => {
+    for await (const m of client.messages('lobby')) {
+      texts.push(m.text);
+      if (texts.length === 2) client.close();
+    }
+  })();
+  socket.push(message('lobby', 'one', 0n, ''));
+  socket.push(message('lobby', 'two', 0n, ''));
+  await reading;
+  assert.deepEqual(texts, ['one', 'two']);
+  // The all-rooms inbox was never read: it holds the newest two of three and counts the drop.
+  const other = await open({ inboxSize: 2 });
+  for (const t of ['a', 'b', 'c']) other.socket.push(message('x', t, 0n, ''));
+  assert.equal(other.client.dropped, 1);
+  assert.equal((await other.client.nextMessage({ timeoutMs: 100 })).text, 'b');
+  other.client.close();
+  assert.equal((await other.client.nextMessage({ timeoutMs: 100 })).text, 'c', 'what arrived before the close is still read');
+  await assert.rejects(other.client.nextMessage({ timeoutMs: 100 }), ConnectionClosed);
+});
