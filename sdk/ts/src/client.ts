@@ -267,10 +267,21 @@ export class Client {
 
   // ---- lifecycle ---------------------------------------------------------------------------
 
-  /** Opens the first session; throws typed errors on refusal (AuthError, Unavailable, ConnectionClosed). */
+  /** Opens the first session, trying each URL of the list once in order; throws the last typed
+   * error (AuthError at once: another node would refuse the same token). */
   async start(): Promise<this> {
-    await this.open();
-    return this;
+    for (let i = 0; ; i += 1) {
+      try {
+        await this.open();
+        return this;
+      } catch (error) {
+        if (error instanceof AuthError || i + 1 >= this.urls.length) {
+          this.finish(this.closeCode);
+          throw error;
+        }
+        this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+      }
+    }
   }
 
   private async currentToken(): Promise<string> {

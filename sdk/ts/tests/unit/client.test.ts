@@ -209,3 +209,22 @@ test('AC-SDKTS-7: messages(room) is an async iterator that ends when the client 
   assert.equal((await other.client.nextMessage({ timeoutMs: 100 })).text, 'c', 'what arrived before the close is still read');
   await assert.rejects(other.client.nextMessage({ timeoutMs: 100 }), ConnectionClosed);
 });
+
+test('AC-SDKTS-5: the first connect tries each URL of the list once, in order', async () => {
+  const server = new FakeServer();
+  server.autoWelcome = false;
+  const connecting = connect(['ws://down/v1/socket', 'ws://up/v1/socket'], TOKEN, { WebSocket: server.WebSocket, seed: 1 });
+  const down = await server.next();
+  down.drop(1006);
+  const up = await server.next();
+  up.accept();
+  up.welcome();
+  const client = await connecting;
+  assert.equal(client.url, 'ws://up/v1/socket');
+  client.close();
+  const alone = new FakeServer();
+  alone.autoWelcome = false;
+  const failing = connect('ws://down/v1/socket', TOKEN, { WebSocket: alone.WebSocket });
+  (await alone.next()).drop(1006);
+  await assert.rejects(failing, (e: unknown) => e instanceof ConnectionClosed && e.code === 1006);
+});
