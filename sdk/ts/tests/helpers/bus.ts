@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ARQ, BAD_WORDS, NATS_SERVER } from './paths.js';
+import type { Client, ClientEvents } from '../../src/index.js';
 
 export const STARTUP_MS = 30_000;
 export type Spine = 'embedded' | 'nats';
@@ -123,6 +124,8 @@ drain_timeout = "1s"
 jwks_file = "${join(keys, 'jwks.json')}"
 issuer = "arqon-dev"
 audience = "arqon"
+# A short leeway, so a session whose token expires without a refresh is closed (4001) within a test.
+leeway = "1s"
 
 [spine]
 ${spine}
@@ -217,6 +220,18 @@ export class Bus {
     await this.nats?.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Resolves with the first `kind` event of `client`, or rejects after `timeoutMs`. */
+export function nextEvent<K extends keyof ClientEvents>(client: Client, kind: K, timeoutMs = 10_000): Promise<ClientEvents[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${kind} event within ${timeoutMs} ms`)), timeoutMs);
+    const off = client.on(kind, (event) => {
+      clearTimeout(timer);
+      off();
+      resolve(event);
+    });
+  });
 }
 
 /** Waits for the first event of a stream that `accept` takes; each wait is bounded by `timeoutMs`. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { AuthError, connect, InvalidRoom, NotInRoom, PolicyBlocked, TokenRefused } from '../../src/index.js';
 import type { Client } from '../../src/index.js';
 import { DigestMismatch, GovernanceClient, proposalDigest } from '../../src/governance.js';
-import { Bus, until } from '../helpers/bus.js';
+import { Bus, nextEvent, until } from '../helpers/bus.js';
 import type { Spine } from '../helpers/bus.js';
 
 const WAIT = 10_000;
@@ -133,10 +133,9 @@ for (const spine of ['embedded', 'nats'] as Spine[]) {
       await assert.rejects(governance.verify(doubtful, approved.value), DigestMismatch);
     });
 
-    test(`AC-SDKTS-4 [${spine}]: refreshToken keeps the session past the first token's exp`, async () => {
-      const short = bus.token('dora', { ttl: '3s' });
+    test(`AC-SDKTS-4 [${spine}]: refreshToken keeps the session past the first token's exp; without it the node closes the session with 4001, for good`, async () => {
       let calls = 0;
-      const client = await connect(bus.url, short, {
+      const client = await connect(bus.url, bus.token('dora', { ttl: '3s' }), {
         seed: 5,
         refreshAheadMs: 2_000,
         refreshToken: async () => {
@@ -144,15 +143,19 @@ for (const spine of ['embedded', 'nats'] as Spine[]) {
           return bus.token('dora');
         },
       });
-      clients.push(client);
+      const twin = await connect(bus.url, bus.token('dora-twin', { ttl: '3s' }), { seed: 6 });
+      clients.push(client, twin);
       const drops: (number | null)[] = [];
       client.on('disconnected', (e) => drops.push(e.code));
-      const refreshed = await new Promise<{ expiresAtMs: number | null }>((resolve) => client.on('refreshed', resolve));
+      const twinClosed = nextEvent(twin, 'closed', 20_000);
+      const refreshed = await nextEvent(client, 'refreshed');
       assert.equal(calls, 1);
       assert.ok((refreshed.expiresAtMs ?? 0) > Date.now() + 3_000_000, 'the new token is the long one');
-      // Past the first token's exp (3 s after it was minted): the same socket still answers.
-      const exp = JSON.parse(Buffer.from(short.split('.')[1] as string, 'base64url').toString()).exp * 1000;
-      await until(() => client.ping(), () => Date.now() > exp + 1_000, 10_000);
+      // The twin's token expires (exp + the test node's 1 s leeway): the node closes it with 4001, final.
+      assert.equal((await twinClosed).code, 4001);
+      assert.equal(twin.reconnects, 0);
+      // At that moment the refreshed session, minted at the same time, still answers on the same socket.
+      assert.ok((await client.ping()) < ONE_ROUND_TRIP);
       assert.deepEqual(drops, [], 'the socket never dropped');
       assert.equal(client.reconnects, 0);
       await assert.rejects(client.refresh('not-a-jwt'), TokenRefused);

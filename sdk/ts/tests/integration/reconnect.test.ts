@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, RateLimited } from '../../src/index.js';
 import type { Client } from '../../src/index.js';
-import { Bus } from '../helpers/bus.js';
+import { Bus, nextEvent } from '../helpers/bus.js';
 
 const WAIT = 20_000;
 
@@ -53,7 +53,7 @@ describe('on the embedded spine', () => {
     await pub.join('history');
     await publishAll(pub, 'history', ['before']);
     assert.equal((await sub.nextMessage({ room: 'history', timeoutMs: WAIT })).text, 'before');
-    const reconnected = new Promise((resolve) => sub.on('connected', resolve));
+    const reconnected = nextEvent(sub, 'connected', WAIT);
     dropSocket(sub);
     const missed = Array.from({ length: 60 }, (_, i) => `missed-${String(i).padStart(3, '0')}`);
     await publishAll(pub, 'history', missed);
@@ -91,11 +91,9 @@ describe('on the nats spine, two nodes', () => {
     await publishAll(pub, 'moving', ['m-0']);
     assert.equal((await sub.nextMessage({ room: 'moving', timeoutMs: WAIT })).text, 'm-0');
 
-    const drained = new Promise<{ at: number; reconnectAfterMs: number }>((resolve) =>
-      sub.on('drain', (d) => resolve({ at: Date.now(), reconnectAfterMs: d.reconnectAfterMs })),
-    );
-    const disconnected = new Promise<{ code: number | null }>((resolve) => sub.on('disconnected', resolve));
-    const connected = new Promise<number>((resolve) => sub.on('connected', () => resolve(Date.now())));
+    const drained = nextEvent(sub, 'drain', WAIT).then((d) => ({ at: Date.now(), reconnectAfterMs: d.reconnectAfterMs }));
+    const disconnected = nextEvent(sub, 'disconnected', WAIT);
+    const connected = nextEvent(sub, 'connected', WAIT).then(() => Date.now());
     const exited = one.drain();
     const drain = await drained;
     const drop = await disconnected;

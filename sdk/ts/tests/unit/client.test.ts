@@ -7,6 +7,7 @@ import type { Envelope } from '../../src/gen/arqon/v1/envelope_pb.js';
 import { connect, ConnectionClosed, InvalidRoom, PolicyBlocked, RateLimited } from '../../src/index.js';
 import type { Logger } from '../../src/index.js';
 import { FakeServer, fakeJwt } from '../helpers/fake.js';
+import { nextEvent } from '../helpers/bus.js';
 
 const TOKEN = fakeJwt({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 });
 
@@ -108,7 +109,7 @@ test("AC-SDKTS-5: on Drain the client reconnects to the next URL, no sooner than
 test('AC-SDKTS-5: close codes 4001-4004 are final: pending calls fail with the code, no reconnect', async () => {
   for (const code of [4001, 4002, 4003, 4004]) {
     const { server, client, socket } = await open();
-    const closed = new Promise<{ code: number | null }>((resolve) => client.on('closed', resolve));
+    const closed = nextEvent(client, 'closed', 2000);
     const pending = client.ping();
     await socket.received('ping');
     socket.drop(code);
@@ -143,7 +144,7 @@ test('AC-SDKTS-4: refreshToken is called ahead of exp; its token is sent as Refr
     },
     short,
   );
-  const refreshed = new Promise((resolve) => client.on('refreshed', resolve));
+  const refreshed = nextEvent(client, 'refreshed', 3000);
   const refresh = await socket.received('refresh', 3000);
   assert.ok(refresh.body.case === 'refresh' && refresh.body.value.token === fresh);
   socket.ack(refresh);
@@ -178,7 +179,7 @@ test('AC-SDKTS-8: the SDK never logs the token, whatever happens', async () => {
   socket.drop(1006);
   const again = await server.next();
   again.drop(4002);
-  await new Promise((resolve) => client.on('closed', resolve));
+  await nextEvent(client, 'closed', 3000);
   assert.ok(lines.length >= 3, `the logger heard ${lines.length} lines`);
   const secret = TOKEN.split('.')[1] as string;
   assert.ok(lines.every((l) => !l.includes(secret) && !l.includes(TOKEN)), lines.join('\n'));
