@@ -125,7 +125,7 @@ export interface ClientEvents {
   error: ArqonError;
   /** A downstream governance envelope (approval, rejection, enforce, catalogUpdate). */
   governance: Envelope;
-  /** The session opened (again, after a reconnect). */
+  /** The session opened (again, after a reconnect: then once its rooms are rejoined). */
   connected: Welcome;
   /** The server asked this client to reconnect elsewhere, no sooner than `reconnectAfterMs`. */
   drain: { reason: string; reconnectAfterMs: number };
@@ -273,6 +273,7 @@ export class Client {
     for (let i = 0; ; i += 1) {
       try {
         await this.open();
+        this.emit('connected', this.welcome as Welcome);
         return this;
       } catch (error) {
         if (error instanceof AuthError || i + 1 >= this.urls.length) {
@@ -364,7 +365,6 @@ export class Client {
     const interval = Math.max(this.welcome.heartbeatIntervalMs, 100);
     this.heartbeat = setInterval(() => this.sendRaw(encodeEnvelope({ case: 'heartbeat', value: {} })), interval);
     this.scheduleRefresh();
-    this.emit('connected', this.welcome);
   }
 
   /** The current socket ended (`code`): fail what was pending, then reconnect unless that is final. */
@@ -407,6 +407,7 @@ export class Client {
           this.reconnects += 1;
           this.reconnecting = false;
           for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
+          this.emit('connected', this.welcome as Welcome);
           return;
         } catch (error) {
           if (error instanceof AuthError || (error instanceof ConnectionClosed && error.code !== null && FATAL_CLOSE_CODES.has(error.code))) {
