@@ -40,6 +40,9 @@ for (const spine of ['embedded', 'nats'] as Spine[]) {
       assert.equal((client as unknown as { socket: { protocol: string } }).socket.protocol, 'arqon.v1', 'the server echoed arqon.v1');
       assert.ok((await client.ping()) < ONE_ROUND_TRIP);
       await assert.rejects(connect(bus.url, 'not-a-jwt'), (e: unknown) => e instanceof AuthError && e.status === 401);
+      // A real token with a broken signature: refused too, and the error never quotes it (AC-SDKTS-8).
+      const forged = `${bus.token('mallory').slice(0, -4)}AAAA`;
+      await assert.rejects(connect(bus.url, forged), (e: unknown) => e instanceof AuthError && e.status === 401 && !e.message.includes(forged.split('.')[1] as string));
     });
 
     test(`AC-SDKTS-7 [${spine}]: two clients chat in a room; presence shows the join and exactly one leave`, async () => {
