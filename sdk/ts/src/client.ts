@@ -13,7 +13,6 @@ import {
   ConnectionClosed,
   FATAL_CLOSE_CODES,
   ProtocolError,
-  ServerError,
   Unavailable,
   serverError,
 } from './errors.js';
@@ -200,6 +199,8 @@ export class Client {
   private heartbeat: ReturnType<typeof setInterval> | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnecting = false;
+  /** True once `refresh` succeeded: reconnects then use that token rather than the token function. */
+  private refreshedInBand = false;
   private closing = false;
   private wakeReconnect: (() => void) | null = null;
   private openWaiters: { resolve(): void; reject(error: Error): void }[] = [];
@@ -290,7 +291,6 @@ export class Client {
     return this.token;
   }
 
-  private refreshedInBand = false;
 
   /** Opens a socket to the current URL and waits for Welcome. */
   private async open(): Promise<void> {
