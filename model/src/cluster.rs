@@ -165,8 +165,8 @@ impl PresenceMachine {
 }
 
 /// The broken variant's reading of a leave delta: as a join of the same session, so the replica
-/// counts the change as applied but keeps the member.
-fn forget_leave(event: &PresenceEvent) -> PresenceEvent {
+/// counts the change as applied but keeps the member (also the simulation's planted bug).
+pub(crate) fn forget_leave(event: &PresenceEvent) -> PresenceEvent {
     let PresenceEvent::Received {
         msg:
             Replication::Delta {

@@ -13,6 +13,7 @@ pub mod machine_model;
 pub mod recovery;
 pub mod replicas;
 pub mod run;
+pub mod sim;
 pub mod suite;
 
 /// Interns a string made at run time for stateright's `&'static str` property names. Models

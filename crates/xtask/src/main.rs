@@ -2,6 +2,7 @@
 
 mod ci;
 mod generate;
+mod sim;
 mod tidy;
 mod transitions;
 mod verify;
@@ -26,6 +27,8 @@ enum Command {
     /// Check the code's shape: no module import cycle in a crate, a `//!` line on every module,
     /// files under the size limit, no unwrap/expect outside tests.
     Tidy(tidy::TidyArgs),
+    /// Run the seeded cluster simulation over a time-boxed batch of seeds, or replay one seed.
+    Sim(sim::SimArgs),
     /// Print the transition coverage of every arqon-core machine (fails when a row never fires).
     Transitions,
     /// Run every stateright model and write `target/verify/report.{md,json}`.
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let passed = match &cli.command {
         Command::Ci(args) => ci::run(args)?,
         Command::Gen(args) => generate::run(args)?,
+        Command::Sim(args) => sim::run(args)?,
         Command::Tidy(args) => tidy::run(args)?,
         Command::Transitions => transitions::run(),
         Command::Verify(args) => verify::run(args)?,

@@ -6,3 +6,4 @@ mod machines_golden;
 mod machines_props;
 mod models_check;
 mod models_teeth;
+mod sim_cluster;
