@@ -23,8 +23,8 @@ use arqon_core::governance::{ControlPlane, GovEffect, GovEvent, GovRole, Princip
 use arqon_core::subject::Subject;
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::{TenantId, UserId};
-use arqon_proto::outbound::{encode_envelope, envelope, error, server_header};
-use arqon_proto::v1::{Envelope, ErrorCode};
+use arqon_proto::outbound::{ack, encode_envelope, envelope, error, server_header};
+use arqon_proto::v1::{self, Envelope, ErrorCode};
 use arqon_spine::{Headers, Message, Spine, SpineError, Subscription};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
@@ -122,6 +122,7 @@ impl std::fmt::Debug for TenantDriver {
 pub(crate) struct ReplyTo {
     session: String,
     pub(crate) correlation_id: String,
+    message_id: String,
 }
 
 impl TenantDriver {
@@ -316,20 +317,8 @@ impl TenantDriver {
                 }
                 GovEffect::Reply { code, message, .. } => {
                     applied.refusals.push((code, message.clone()));
-                    // Published only to a session; local commands get it in `Applied`.
-                    if reply_to.session.is_empty() {
-                        continue;
-                    }
-                    let Ok(headers) = Headers::new().with(TO_SESSION_HEADER, &reply_to.session)
-                    else {
-                        continue;
-                    };
-                    let headers = with_current_trace(headers);
-                    let id = self.next_id(now_us);
-                    let header =
-                        server_header(self.control.tenant(), id, &reply_to.correlation_id, now_us);
-                    let bytes = encode_envelope(&error(header, code, message, 0));
-                    self.spine.publish(&self.down, headers, bytes).await?;
+                    self.answer(reply_to, now_us, |header| error(header, code, message, 0))
+                        .await?;
                 }
                 GovEffect::Count { metric, labels } => {
                     let key = format!(
@@ -340,7 +329,35 @@ impl TenantDriver {
                 }
             }
         }
+        // A message a session sent gets one answer: its refusal above, or this ack.
+        if applied.refusals.is_empty() {
+            let acked = reply_to.message_id.clone();
+            self.answer(reply_to, now_us, |header| ack(header, acked))
+                .await?;
+        }
         Ok(applied)
+    }
+
+    /// Publishes an answer to the session a `gov.up` message came from (only to it); nothing for
+    /// local commands, which get their outcome in [`Applied`].
+    async fn answer(
+        &mut self,
+        reply_to: &ReplyTo,
+        now_us: u64,
+        build: impl FnOnce(v1::Header) -> Envelope,
+    ) -> Result<(), GovernanceDriverError> {
+        if reply_to.session.is_empty() {
+            return Ok(());
+        }
+        let Ok(headers) = Headers::new().with(TO_SESSION_HEADER, &reply_to.session) else {
+            return Ok(());
+        };
+        let headers = with_current_trace(headers);
+        let id = self.next_id(now_us);
+        let header = server_header(self.control.tenant(), id, &reply_to.correlation_id, now_us);
+        let bytes = encode_envelope(&build(header));
+        self.spine.publish(&self.down, headers, bytes).await?;
+        Ok(())
     }
 
     fn next_id(&mut self, now_us: u64) -> String {
@@ -379,6 +396,7 @@ pub(crate) fn decode_command(
     let reply_to = ReplyTo {
         session: header.sender_session_id,
         correlation_id: header.correlation_id,
+        message_id: header.message_id,
     };
     Ok((Principal { user, role }, command, reply_to))
 }

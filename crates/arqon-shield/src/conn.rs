@@ -363,9 +363,8 @@ impl Driver {
         };
         let span = self.publish_span(&event);
         self.step(event).instrument(span).await;
-        if let Some(body) = self.governance.take() {
-            self.forward_governance(body).await;
-        }
+        // A body the machine did not forward (a draining session) is dropped with its refusal.
+        self.governance = None;
     }
 
     /// Hands a governance body to the node's governance, which publishes it on `gov.up`.
@@ -527,9 +526,9 @@ impl Driver {
                 }
             }
             ClientCommand::Governance(body) => {
-                // The Brain's control plane authorizes it; the Shield only forwards it.
+                // The Brain's control plane authorizes it and answers; the Shield only forwards.
                 self.governance = Some(body);
-                SessionEvent::Heartbeat { request, now_us }
+                SessionEvent::Governance { request, now_us }
             }
             ClientCommand::Refresh { token } => self.refresh_event(&token, request, now_us),
         };
@@ -817,6 +816,11 @@ impl Driver {
                 request,
                 full,
             } => self.send_presence(&room, request, full),
+            SessionEffect::ForwardGovernance { .. } => {
+                if let Some(body) = self.governance.take() {
+                    self.forward_governance(body).await;
+                }
+            }
             SessionEffect::SendPong { request } => {
                 let nonce = self
                     .current_for(Some(request))

@@ -47,6 +47,21 @@ async fn next(down: &mut Subscription) -> (Message, Envelope) {
     (message, envelope)
 }
 
+/// The next message is the one answer to `session`'s message: an `Ack` addressed to it only,
+/// carrying its correlation id (AC-GOV-22).
+async fn acked(down: &mut Subscription, session: &str) {
+    let (message, reply) = next(down).await;
+    assert_eq!(message.headers.get(TO_SESSION_HEADER), Some(session));
+    assert!(
+        matches!(reply.body, Some(Body::Ack(_))),
+        "expected an ack, got {reply:?}"
+    );
+    assert_eq!(
+        reply.header.unwrap().correlation_id,
+        format!("corr-{session}")
+    );
+}
+
 /// Telemetry with no role header, from `session`: the driver fails closed and answers that session
 /// only.
 async fn unsigned_telemetry_is_refused(
@@ -163,6 +178,7 @@ async fn driver_decides_over_the_spine_and_audits_everything() {
         approval.rollout.unwrap().max_percent.to_bits(),
         50.0f64.to_bits()
     );
+    acked(&mut down, "s-1").await;
 
     // A data plane may not enforce: refused to its session only.
     let stop = v1::Enforce {
@@ -194,6 +210,7 @@ async fn driver_decides_over_the_spine_and_audits_everything() {
     assert!(message.headers.get(TO_SESSION_HEADER).is_none());
     assert_eq!(reply.body, Some(Body::Enforce(stop)));
     assert_eq!(reply.header.unwrap().tenant_id, "acme");
+    acked(&mut down, "s-9").await;
 
     // The enforcement goes out before its audit records are appended. The driver handles one
     // message at a time, so once a later message is answered the stop's records are on disk.

@@ -86,6 +86,8 @@ async fn operator_decides_through_the_service_over_nats_with_jetstream_audit() {
         .publish(&gov_up, Headers::new(), marker)
         .await
         .unwrap();
+    // The proposal's one answer is an ack to its session; then the marker's refusal.
+    assert!(matches!(next_body(&mut down).await, Body::Ack(_)));
     let Body::Error(error) = next_body(&mut down).await else {
         panic!("expected the marker's refusal");
     };

@@ -168,6 +168,10 @@ pub fn events(now_us: u64) -> Vec<SessionEvent> {
             now_us,
         },
         SessionEvent::Heartbeat { request: 6, now_us },
+        SessionEvent::Governance {
+            request: 12,
+            now_us,
+        },
         SessionEvent::PresenceRequest {
             room: r2.clone(),
             request: 10,

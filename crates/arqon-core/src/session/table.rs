@@ -122,6 +122,13 @@ static TRANSITIONS: &[Transition] = &[
     row!(ACTIVE, "heartbeat", ACTIVE, "", ["send_pong"]),
     row!(
         ACTIVE,
+        "governance",
+        ACTIVE,
+        "the writer answers",
+        ["forward_governance"]
+    ),
+    row!(
+        ACTIVE,
         "presence_request",
         ACTIVE,
         "in the room: send the page; else NOT_IN_ROOM",
@@ -242,6 +249,13 @@ static TRANSITIONS: &[Transition] = &[
         ["publish", "send_ack", "send_error"]
     ),
     row!(DRAINING, "heartbeat", DRAINING, "", ["send_pong"]),
+    row!(
+        DRAINING,
+        "governance",
+        DRAINING,
+        "refused: SERVER_DRAINING",
+        ["send_error"]
+    ),
     row!(
         DRAINING,
         "presence_request",
@@ -411,6 +425,7 @@ impl Machine for SessionMachine {
             SessionEvent::TenantBudget { .. } => "tenant_budget",
             SessionEvent::PolicyVerdict { .. } => "policy_verdict",
             SessionEvent::Heartbeat { .. } => "heartbeat",
+            SessionEvent::Governance { .. } => "governance",
             SessionEvent::PresenceRequest { .. } => "presence_request",
             SessionEvent::Refresh { .. } => "refresh",
             SessionEvent::Tick { .. } => "tick",
@@ -429,6 +444,7 @@ impl Machine for SessionMachine {
             SessionEffect::SendError { .. } => "send_error",
             SessionEffect::SendAck { .. } => "send_ack",
             SessionEffect::SendPong { .. } => "send_pong",
+            SessionEffect::ForwardGovernance { .. } => "forward_governance",
             SessionEffect::SendPresence { .. } => "send_presence",
             SessionEffect::SendDrain => "send_drain",
             SessionEffect::Subscribe { .. } => "subscribe",
@@ -467,6 +483,7 @@ impl Machine for SessionMachine {
             "tenant_budget",
             "policy_verdict",
             "heartbeat",
+            "governance",
             "presence_request",
             "refresh",
             "tick",

@@ -1107,3 +1107,36 @@ fn ac_history_7_a_recovering_join_is_answered_at_the_read_point() {
     );
     assert!(late.effects.is_empty());
 }
+
+// AC-SESSION-18
+#[test]
+fn ac_session_18_a_governance_body_is_forwarded_unanswered_and_refused_while_draining() {
+    let active = active();
+    let forwarded = run(
+        &active,
+        SessionEvent::Governance {
+            request: 7,
+            now_us: SEC,
+        },
+    );
+    // No ack and no pong: the writer's answer is the request's only reply.
+    assert_eq!(
+        forwarded.effects,
+        vec![SessionEffect::ForwardGovernance { request: 7 }]
+    );
+    let refused = run(
+        &draining(&active),
+        SessionEvent::Governance {
+            request: 8,
+            now_us: SEC,
+        },
+    );
+    assert!(matches!(
+        refused.effects[..],
+        [SessionEffect::SendError {
+            code: ErrorCode::ServerDraining,
+            request: Some(8),
+            ..
+        }]
+    ));
+}

@@ -271,6 +271,16 @@ impl SessionMachine {
                 live,
                 vec![SessionEffect::SendPong { request: *request }],
             ),
+            SessionEvent::Governance { request, .. } => {
+                // A draining node takes no new governance: the client sends it again from its
+                // next node. Otherwise the writer decides, and its answer is the only reply.
+                let effect = if draining {
+                    error(ErrorCode::ServerDraining, Some(*request))
+                } else {
+                    SessionEffect::ForwardGovernance { request: *request }
+                };
+                keep(before, live, vec![effect])
+            }
             SessionEvent::HistoryRequest { room, request, .. } => {
                 // The same checks as a join: the tenant is the session's (the shell builds the
                 // subject from the verified identity) and a draining node takes no new reads.
@@ -568,6 +578,7 @@ impl SessionMachine {
             | SessionEvent::Leave { now_us, .. }
             | SessionEvent::Publish { now_us, .. }
             | SessionEvent::Heartbeat { now_us, .. }
+            | SessionEvent::Governance { now_us, .. }
             | SessionEvent::PresenceRequest { now_us, .. }
             | SessionEvent::HistoryRequest { now_us, .. }
             | SessionEvent::Refresh { now_us, .. }

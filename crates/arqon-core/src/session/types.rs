@@ -366,6 +366,14 @@ pub enum SessionEvent {
         /// When.
         now_us: u64,
     },
+    /// A governance body (telemetry, proposal, alert, or a Tier-1/operator command); the shell
+    /// holds the body. The tenant's governance writer decides it and answers.
+    Governance {
+        /// Request id.
+        request: u64,
+        /// When.
+        now_us: u64,
+    },
     /// A page of a room's member list (`PresenceRequest`); the shell holds the page size and token.
     PresenceRequest {
         /// The room.
@@ -461,6 +469,12 @@ pub enum SessionEffect {
     },
     /// Send `Pong` for a heartbeat or ping.
     SendPong {
+        /// The request.
+        request: u64,
+    },
+    /// Forward the request's governance body to the tenant's control plane (`gov.up`). The
+    /// writer's answer (an `Ack`, or an `Error` such as `FORBIDDEN`) is the request's one reply.
+    ForwardGovernance {
         /// The request.
         request: u64,
     },

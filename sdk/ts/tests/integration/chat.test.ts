@@ -1,7 +1,7 @@
 // The SDK against real arq nodes on both spines: connect, chat between two clients, presence, typed refusals, token refresh (AC-SDKTS-1, -3, -4, -7).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuthError, connect, InvalidRoom, NotInRoom, PolicyBlocked, TokenRefused } from '../../src/index.js';
+import { AuthError, connect, Forbidden, InvalidRoom, NotInRoom, PolicyBlocked, TokenRefused } from '../../src/index.js';
 import type { Client } from '../../src/index.js';
 import { DigestMismatch, GovernanceClient, proposalDigest } from '../../src/governance.js';
 import { Bus, nextEvent, until } from '../helpers/bus.js';
@@ -134,6 +134,13 @@ for (const spine of ['embedded', 'nats'] as Spine[]) {
       assert.equal(approved.value.proposalDigest, await proposalDigest(sound), 'the server digest equals the TypeScript one');
       await governance.verify(sound, approved.value);
       await assert.rejects(governance.verify(doubtful, approved.value), DigestMismatch);
+      // A data plane may not enforce: the writer's FORBIDDEN is the call's one answer, in one
+      // round trip, and nothing else arrives for it (AC-GOV-22).
+      const stop = { case: 'enforce' as const, value: { reason: 'not mine to stop', action: { case: 'emergencyStop' as const, value: {} } } };
+      const took = await timed(assert.rejects(governance.sendDownstream(stop), (e: unknown) => e instanceof Forbidden && e.correlationId !== ''));
+      assert.ok(took < ONE_ROUND_TRIP, `Forbidden took ${took} ms`);
+      await governance.sendTelemetry('dp-1', { after_refusal: 1 }, now());
+      await assert.rejects(dataplane.nextError(300));
     });
 
     test(`AC-SDKTS-4 [${spine}]: refreshToken keeps the session past the first token's exp; without it the node closes the session with 4001, for good`, async () => {
