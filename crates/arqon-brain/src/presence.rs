@@ -58,8 +58,9 @@ pub trait PresenceDelivery: Send + Sync + 'static {
     ) -> DeliveryFuture<'a>;
 }
 
-/// Called once with the pages of a member list.
-pub type ListReply = Box<dyn FnOnce(Vec<MemberPage>) + Send>;
+/// Called with the pages of a member list: once, or twice for an early read of a tenant this node
+/// is still warming up (what it knows at once, then the list once it is warm).
+pub type ListReply = Box<dyn FnMut(Vec<MemberPage>) + Send>;
 
 /// Which part of a room's member list to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,6 +71,9 @@ pub struct ListQuery {
     pub page_size: usize,
     /// Every page to the end (the joiner's snapshot), or only the first.
     pub all_pages: bool,
+    /// Answer at once with what this node knows, even while it warms up (then again once warm):
+    /// a joiner sees its room without waiting, and members learned meanwhile reach it as joins.
+    pub early: bool,
 }
 
 /// Settings of the driver, from `[node]` and `[presence]`.
@@ -274,13 +278,17 @@ impl PresenceDriver {
             after: None,
             page_size: 1024,
             all_pages: true,
+            early: false,
         };
+        let mut tx = Some(tx);
         self.list(
             tenant,
             room,
             query,
             Box::new(move |pages| {
-                let _ = tx.send(pages);
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(pages);
+                }
             }),
         );
         rx.await
@@ -419,7 +427,7 @@ impl Actor {
         }
     }
 
-    fn list(&self, tenant: TenantId, room: &RoomName, query: &ListQuery, reply: ListReply) {
+    fn list(&self, tenant: TenantId, room: &RoomName, query: &ListQuery, mut reply: ListReply) {
         let Some(entry) = self.tenants.get(&tenant) else {
             reply(vec![MemberPage {
                 members: Vec::new(),
@@ -428,10 +436,17 @@ impl Actor {
             return;
         };
         if entry.warm_at > Instant::now() {
+            if query.early {
+                reply(pages_of(entry, room, query));
+            }
             // Not yet heard a round of heartbeats: read again once the replicas had their chance.
             let commands = self.commands.clone();
             let warm_at = entry.warm_at;
-            let (room, query) = (room.clone(), query.clone());
+            let room = room.clone();
+            let query = ListQuery {
+                early: false,
+                ..query.clone()
+            };
             tokio::spawn(async move {
                 tokio::time::sleep_until(warm_at).await;
                 let _ = commands.send(Command::List {
@@ -443,17 +458,7 @@ impl Actor {
             });
             return;
         }
-        let mut pages = Vec::new();
-        let mut after = query.after.clone();
-        loop {
-            let page = entry.state.members(room, after.as_ref(), query.page_size);
-            after.clone_from(&page.next);
-            pages.push(page);
-            if !query.all_pages || after.is_none() {
-                break;
-            }
-        }
-        reply(pages);
+        reply(pages_of(entry, room, query));
     }
 
     /// Makes sure this node replicates `tenant`: its state exists and its presence subject is
@@ -562,4 +567,19 @@ impl Actor {
             }
         }
     }
+}
+
+/// The pages `query` reads of `room` in `entry`'s state.
+fn pages_of(entry: &Tenant, room: &RoomName, query: &ListQuery) -> Vec<MemberPage> {
+    let mut pages = Vec::new();
+    let mut after = query.after.clone();
+    loop {
+        let page = entry.state.members(room, after.as_ref(), query.page_size);
+        after.clone_from(&page.next);
+        pages.push(page);
+        if !query.all_pages || after.is_none() {
+            break;
+        }
+    }
+    pages
 }

@@ -223,12 +223,15 @@ pub enum Event {
         /// How many follow.
         count: u32,
     },
-    /// Members of a room (a snapshot page or joins).
+    /// Members of a room: a page of its member list (`snapshot`: the pages the server sends after a
+    /// join together replace what the app knew of the room), or members that just joined.
     PresenceJoin {
         /// The room.
         room: String,
         /// The users.
         users: Vec<String>,
+        /// A page of the full member list, not new joins.
+        snapshot: bool,
     },
     /// A member left a room.
     PresenceLeave {
@@ -881,6 +884,7 @@ impl Runner {
                 }
             }
             Body::PresenceUpdate(update) => Event::PresenceJoin {
+                snapshot: update.kind() == v1::PresenceUpdateKind::Snapshot,
                 room: update.room,
                 users: update.members.into_iter().map(|m| m.user_id).collect(),
             },

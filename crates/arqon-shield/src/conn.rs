@@ -675,6 +675,7 @@ impl Driver {
             after: token.as_deref().and_then(crate::presence::parse_page_token),
             page_size: crate::presence::page_size(size),
             all_pages: full,
+            early: full,
         };
         self.send_list(room, request, query);
     }

@@ -67,11 +67,13 @@ impl NodePresence {
     pub(crate) fn send_list(&self, to: ListTarget, room: &RoomName, query: ListQuery) {
         let tenant = to.tenant.clone();
         let reply_room = room.clone();
+        let mut round = 0;
         let reply: ListReply = Box::new(move |pages: Vec<MemberPage>| {
+            round += 1;
             for (i, page) in pages.into_iter().enumerate() {
                 let header = outbound::server_header(
                     &to.tenant,
-                    format!("{}-p{}-{i}", to.session_id, to.request),
+                    format!("{}-p{}-{round}-{i}", to.session_id, to.request),
                     &to.correlation,
                     now_us(),
                 );

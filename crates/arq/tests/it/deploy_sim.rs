@@ -6,7 +6,9 @@
 //! Every publish made between restarts reaches every subscriber exactly once, and no client sees an
 //! error. A steady publisher on a fourth node publishes all along: with history (on by default) and
 //! the client's recovery, every subscriber gets every one of its messages exactly once, in order,
-//! across the three restarts. The figures go to stdout as one `DEPLOY_SIM {json}` line that
+//! across the three restarts. An observer on that fourth node watches the room's presence: every
+//! move is one leave of the user's old session, never a second one, and at the end every user is
+//! present once. The figures go to stdout as one `DEPLOY_SIM {json}` line that
 //! `ci/deploy_sim.sh` reads.
 
 use std::net::SocketAddr;
@@ -218,7 +220,7 @@ async fn watch_moves(
     .await
 }
 
-// AC-DEPLOY-1, AC-DEPLOY-2, AC-DEPLOY-3, AC-DEPLOY-5
+// AC-DEPLOY-1, AC-DEPLOY-2, AC-DEPLOY-3, AC-DEPLOY-5, AC-DEPLOY-6
 #[test]
 fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -250,6 +252,14 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
             .map(|n| n.addr.parse().expect("node address"))
             .collect();
         let balancer = Balancer::start(backends).await.expect("balancer");
+        // The observer is in the room before the clients, so it is shown every one of them.
+        let (moves_tx, moves_rx) = tokio::sync::watch::channel(None);
+        let (everyone_tx, everyone_rx) = tokio::sync::oneshot::channel();
+        let observer = tokio::spawn(observe(
+            in_room(&publisher_node.addr, &issuer, "observer").await,
+            moves_rx,
+            everyone_tx,
+        ));
         let mut clients = connect_all(&balancer, &issuer).await;
         assert!(
             balancer.open().iter().all(|n| *n >= CLIENTS / NODES),
@@ -258,8 +268,12 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
         );
         clients = every_client_gets(clients, 0).await;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let publisher = steady_publisher(&publisher_node.addr, &issuer).await;
+        let publisher = in_room(&publisher_node.addr, &issuer, "steady").await;
         let steady_task = tokio::spawn(steady(publisher, stop_rx));
+        tokio::time::timeout(WAIT, everyone_rx)
+            .await
+            .expect("the observer is shown every client")
+            .expect("observer alive");
 
         let mut figures = Figures::default();
         for (i, node) in nodes.iter_mut().enumerate() {
@@ -299,6 +313,11 @@ fn deploy_simulation_rolling_restart_of_three_nodes_loses_no_subscriber() {
         let sent = steady_task.await.expect("steady publisher");
         let clients = every_steady_message(clients, sent).await;
         figures.steady = (sent, clients.len());
+        let _ = moves_tx.send(Some(figures.moved.iter().sum()));
+        figures.presence = observer
+            .await
+            .expect("observer")
+            .check(figures.moved.iter().sum());
         drop(balancer);
         println!("DEPLOY_SIM {}", figures.json());
     });
@@ -364,16 +383,104 @@ async fn every_steady_message(clients: Vec<Sub>, sent: usize) -> Vec<Sub> {
     .await
 }
 
-/// The steady publisher's client, straight to its own node.
-async fn steady_publisher(addr: &str, issuer: &JwtIssuer) -> BusClient {
+/// A client of `user` straight to the node at `addr` (the one never restarted), in the room: the
+/// steady publisher, and the observer watching the room's presence.
+async fn in_room(addr: &str, issuer: &JwtIssuer, user: &str) -> BusClient {
     let token = issuer
-        .token(TENANT, "steady", Role::User, Duration::from_hours(1))
+        .token(TENANT, user, Role::User, Duration::from_hours(1))
         .expect("token");
     let client = BusClient::connect(&format!("ws://{addr}/v1/socket"), &token)
         .await
-        .expect("connect the steady publisher");
+        .unwrap_or_else(|e| panic!("connect {user}: {e}"));
     client.join(ROOM).await.expect("join");
     client
+}
+
+/// The presence the observer saw, per user: joins (the join's snapshot included) minus leaves,
+/// the lowest that ever was, and the leaves.
+#[derive(Debug, Default)]
+struct Seen {
+    present: std::collections::BTreeMap<String, i64>,
+    lowest: i64,
+    leaves: usize,
+    log: Vec<String>,
+}
+
+impl Seen {
+    fn settled(&self, moves: usize) -> bool {
+        self.leaves >= moves
+            && self
+                .present
+                .iter()
+                .all(|(user, n)| *n == 1 || !user.starts_with("user"))
+    }
+
+    /// Every move was one leave, no user was ever left twice, and each is present once now.
+    fn check(self, moves: usize) -> (usize, i64) {
+        assert!(self.lowest >= 0, "a user was left twice: {self:?}");
+        assert_eq!(self.leaves, moves, "one leave per move: {self:?}");
+        let users: Vec<&String> = self
+            .present
+            .keys()
+            .filter(|u| u.starts_with("user"))
+            .collect();
+        assert_eq!(users.len(), CLIENTS, "{self:?}");
+        assert!(users.iter().all(|u| self.present[*u] == 1), "{self:?}");
+        (self.leaves, self.lowest)
+    }
+}
+
+/// Records the room's presence until the moves are known and have all been seen (bounded).
+async fn observe(
+    mut client: BusClient,
+    mut moves: tokio::sync::watch::Receiver<Option<usize>>,
+    everyone: tokio::sync::oneshot::Sender<()>,
+) -> Seen {
+    let mut seen = Seen::default();
+    let mut everyone = Some(everyone);
+    let _ = tokio::time::timeout(WAIT * 3, async {
+        loop {
+            tokio::select! {
+                event = client.next_event() => match event {
+                    Ok(Event::PresenceJoin { room, users, snapshot }) if room == ROOM => {
+                        seen.log.push(format!("{}{users:?}", if snapshot { "=" } else { "+" }));
+                        if snapshot {
+                            // The room's list replaces what was known (it fits one page here).
+                            seen.present.clear();
+                        }
+                        for user in users {
+                            *seen.present.entry(user).or_default() += 1;
+                        }
+                    }
+                    Ok(Event::PresenceLeave { room, user }) if room == ROOM => {
+                        seen.log.push(format!("-{user}"));
+                        // The steady publisher leaves once, at the end; the moves are the users'.
+                        seen.leaves += usize::from(user.starts_with("user"));
+                        let present = seen.present.entry(user).or_default();
+                        *present -= 1;
+                        seen.lowest = seen.lowest.min(*present);
+                    }
+                    Ok(other) => seen.log.push(format!("{other:?}")),
+                    Err(_) => return,
+                },
+                changed = moves.changed() => if changed.is_err() { return },
+            }
+            let users = seen
+                .present
+                .iter()
+                .filter(|(u, n)| u.starts_with("user") && **n == 1);
+            if users.count() == CLIENTS
+                && let Some(everyone) = everyone.take()
+            {
+                let _ = everyone.send(());
+            }
+            if moves.borrow().is_some_and(|moves| seen.settled(moves)) {
+                return;
+            }
+        }
+    })
+    .await;
+    seen
 }
 
 /// What the simulation measured, per restart.
@@ -381,6 +488,8 @@ async fn steady_publisher(addr: &str, issuer: &JwtIssuer) -> BusClient {
 struct Figures {
     /// Steady messages published during the restarts, and the subscribers that got them all.
     steady: (usize, usize),
+    /// Leaves the observer saw, and the lowest presence count of a user (0: never left twice).
+    presence: (usize, i64),
     drain_ms: Vec<u128>,
     moved_ms: Vec<u128>,
     moved: Vec<usize>,
@@ -420,6 +529,8 @@ impl Figures {
             "rollback_ms": self.rollback_ms.iter().max(),
             "steady_published": self.steady.0,
             "steady_complete_subscribers": self.steady.1,
+            "presence_leaves_seen": self.presence.0,
+            "presence_lowest_count": self.presence.1,
         })
     }
 }

@@ -123,7 +123,7 @@ async fn presence_events_name_who_joined_and_left() {
     // Her own snapshot names her once her join is in place.
     timeout(WAIT, async {
         loop {
-            if let Event::PresenceJoin { room, users } = alice.next_event().await.unwrap()
+            if let Event::PresenceJoin { room, users, .. } = alice.next_event().await.unwrap()
                 && room == "general"
                 && users.iter().any(|u| u == "alice")
             {
@@ -161,4 +161,43 @@ async fn presence_events_name_who_joined_and_left() {
     })
     .await
     .expect("bob's leave");
+}
+
+// AC-SDK-13, AC-PRESENCE-16
+#[tokio::test]
+async fn a_joiner_gets_the_rooms_member_list_as_a_snapshot_naming_who_was_there() {
+    let keys = DevKeys::generate().unwrap();
+    let mut config = arqon_config::Config::dev_default();
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.auth.jwks = Some(keys.to_jwks_json());
+    let node = Node::start(config).await.unwrap();
+    let alice = BusClient::connect(&node.socket_url(), &token(&keys, "alice"))
+        .await
+        .unwrap();
+    alice.join("general").await.unwrap();
+    let mut bob = BusClient::connect(&node.socket_url(), &token(&keys, "bob"))
+        .await
+        .unwrap();
+    bob.join("general").await.unwrap();
+    // The node began replicating the tenant with alice's join, so it is still warming up: bob is
+    // shown what it knows at once, and the complete list once it is warm.
+    let mut snapshots = Vec::new();
+    timeout(WAIT, async {
+        while snapshots.len() < 2 {
+            if let Event::PresenceJoin {
+                users,
+                snapshot: true,
+                ..
+            } = bob.next_event().await.unwrap()
+            {
+                snapshots.push(users);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("two snapshots, got {snapshots:?}"));
+    for users in &snapshots {
+        assert!(users.iter().any(|u| u == "alice"), "{users:?}");
+        assert!(users.iter().any(|u| u == "bob"), "{users:?}");
+    }
 }
