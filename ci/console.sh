@@ -26,8 +26,11 @@ mapfile -t pins < <(grep -E '^(protobuf|websockets)==' sdk/python/requirements-d
 "$venv/bin/pip" install --quiet --disable-pip-version-check "${pins[@]}"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -e sdk/python
 
-cargo build --quiet --locked -p arq
-export ARQ_BIN="$root/target/debug/arq" ARQON_PYTHON="$root/$venv/bin/python" CHROMIUM="$(command -v chromium)"
+if [ -z "${ARQ_BIN:-}" ]; then
+  cargo build --quiet --locked -p arq
+  ARQ_BIN="$root/target/debug/arq"
+fi
+export ARQ_BIN ARQON_PYTHON="$root/$venv/bin/python" CHROMIUM="$(command -v chromium)"
 if [ "${1:-}" = "--screens" ]; then
   export ARQON_CONSOLE_SCREENS=1
 fi

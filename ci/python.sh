@@ -9,9 +9,13 @@ fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r sdk/python/requirements-dev.txt
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -e sdk/python
 "$venv/bin/python" sdk/python/tools/gen_proto.py --check
-# The flows run against the real `arq` binary; build it once in the shared target dir.
-cargo build --quiet --locked -p arq
-export ARQ_BIN="$PWD/target/debug/arq"
+# The flows run against the real `arq` binary: ARQ_BIN when given (ci/test passes the one its test
+# build made), else built once in the shared target dir.
+if [ -z "${ARQ_BIN:-}" ]; then
+  cargo build --quiet --locked -p arq
+  ARQ_BIN="$PWD/target/debug/arq"
+fi
+export ARQ_BIN
 set +e
 (cd sdk/python && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider)
 rc=$?
