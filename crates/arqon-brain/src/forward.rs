@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arqon_core::audit::AuditRecord;
+use arqon_core::governance::Principal;
 use arqon_core::governance::checkpoint::Checkpoint;
-use arqon_core::governance::{ControlPlane, Principal};
 use arqon_core::subject::Subject;
 use arqon_proto::GovernanceCommand;
 use arqon_proto::names::TenantId;
@@ -66,9 +66,6 @@ pub enum ForwardError {
     /// No writer answered within [`FORWARD_WAIT`].
     #[error("no governance writer answered within {0:?}")]
     NoAnswer(Duration),
-    /// The answer did not decode.
-    #[error("undecodable answer: {0}")]
-    Malformed(String),
 }
 
 /// What an asking node sends.
@@ -269,13 +266,4 @@ async fn handle(
         }
         _ => Answer::Failed("unknown forwarded operation".into()),
     }
-}
-
-/// The control plane a snapshot answer describes, with this node's `rules`.
-pub fn restore_snapshot(
-    tenant: &TenantId,
-    rules: arqon_core::governance::Rules,
-    checkpoint: &Checkpoint,
-) -> Result<ControlPlane, String> {
-    ControlPlane::restore(tenant.clone(), rules, checkpoint).map_err(|e| e.to_string())
 }

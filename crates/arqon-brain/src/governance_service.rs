@@ -365,8 +365,8 @@ impl GovernanceService {
             let checkpoint = answer
                 .into_snapshot()
                 .map_err(|reason| stopped(tenant, reason))?;
-            return forward::restore_snapshot(tenant, self.starter.rules.clone(), &checkpoint)
-                .map_err(|reason| stopped(tenant, reason));
+            return ControlPlane::restore(tenant.clone(), self.starter.rules.clone(), &checkpoint)
+                .map_err(|e| stopped(tenant, e.to_string()));
         };
         let (reply, copy) = oneshot::channel();
         send(tenant, &commands, DriverCommand::Snapshot { reply }).await?;
