@@ -26,8 +26,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Value> {
     let setup = NodeSetup {
         name: "drain",
-        nats: None,
-        history: true,
+        ..NodeSetup::DEFAULT
     };
     let (mut node, url) = procs::start_node_with(arq, dir, jwks, &setup)?;
     let connected = Instant::now();

@@ -43,6 +43,7 @@ pub(crate) async fn run(
             name: if history { "hist-on" } else { "hist-off" },
             nats,
             history,
+            ..NodeSetup::DEFAULT
         };
         let (node, url) = procs::start_node_with(arq, dir, jwks, &setup)?;
         let target = Target::Arqon {
@@ -58,7 +59,8 @@ pub(crate) async fn run(
             &format!("{:.1}% delivered", delivered * 100.0),
         );
         result.insert("pubsub".into(), json!(latency));
-        let (throughput, _) = scenarios::throughput(&target, profile).await?;
+        let (throughput, _, _) =
+            scenarios::throughput(&target, profile, profile.fanouts[0]).await?;
         println!("{name:22} throughput {throughput:>10.0} deliveries/s");
         result.insert("throughput_per_sec".into(), json!(throughput));
         if history {

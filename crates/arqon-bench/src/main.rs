@@ -3,6 +3,7 @@
 
 mod baseline;
 mod client;
+mod costs;
 mod drain;
 mod history;
 mod procs;
@@ -19,6 +20,12 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::client::Target;
+
+/// The load generator shares the machine's cores with the systems it measures, so its own work per
+/// delivery should be small: glibc's allocator spent a tenth of its time zeroing pages it had given
+/// back (a profile of the throughput workload), mimalloc keeps them. The same for both systems.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::scenarios::Profile;
 
 /// Benchmarks an ArqonBus node side by side with nats-server's WebSocket listener.
@@ -42,6 +49,14 @@ struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run only these workloads (comma-separated): connect, storm, pubsub, throughput, idle, and
+    /// the ArqonBus-only costs `traces` (throughput with spans exported vs not) and `policy`
+    /// (pub→sub with a one-policy chain vs none). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Measure only these systems (comma-separated): arqonbus, nats-ws. Default: both.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
     /// Instead of the peer comparison: history on vs off on both spines, and the time to recover
     /// 10,000 missed messages (`specs/history.md`).
     #[arg(long)]
@@ -114,57 +129,151 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         (
             Target::Arqon {
                 url: node_url,
-                token,
+                token: token.clone(),
             },
             &node,
         ),
         (Target::NatsWs { url: nats_url }, &nats),
     ];
     println!("profile: {profile:?}");
+    let chosen = Chosen::new(&args.only);
     let mut results = serde_json::Map::new();
     for (target, proc) in &targets {
-        let result = measure(target, proc, profile).await;
+        if !args.targets.is_empty() && !args.targets.iter().any(|t| t == target.name()) {
+            continue;
+        }
+        println!("{:9} pid {}", target.name(), proc.pid());
+        let result = measure(target, proc, profile, &chosen).await;
         results.insert(target.name().to_owned(), serde_json::Value::Object(result));
     }
+    drop(targets);
+    drop((node, nats));
+    let setup = costs::Setup {
+        arq: &args.arq,
+        dir: dir.path(),
+        jwks: &jwks,
+        token: &token,
+    };
+    let costs = costs::run(&setup, profile, |name| chosen.runs(name)).await;
+    let ratios = ratios(&results, profile);
+    println!(
+        "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {}",
+        serde_json::Value::Object(ratios.clone())
+    );
+    if !costs.is_empty() {
+        println!(
+            "costs (ArqonBus against itself): {}",
+            serde_json::Value::Object(costs.clone())
+        );
+    }
+    Ok(json!({ "profile": profile, "results": results, "ratios": ratios, "costs": costs }))
+}
+
+/// ArqonBus / nats-server for every figure both reported.
+fn ratios(
+    results: &serde_json::Map<String, serde_json::Value>,
+    profile: Profile,
+) -> serde_json::Map<String, serde_json::Value> {
     let ratio = |path: &[&str]| -> Option<f64> {
         let get = |name: &str| {
             path.iter()
-                .try_fold(&results[name], |v, key| v.get(*key))
+                .try_fold(results.get(name)?, |v, key| v.get(*key))
                 .and_then(serde_json::Value::as_f64)
         };
         Some(get("arqonbus")? / get("nats-ws")?.max(f64::MIN_POSITIVE))
     };
-    let ratios = json!({
-        "connect_p99": ratio(&["connect", "p99_us"]),
-        "handshake_p99": ratio(&["handshake", "p99_us"]),
-        "handshakes_per_sec": ratio(&["handshakes_per_sec"]),
-        "pubsub_p50": ratio(&["pubsub", "p50_us"]),
-        "pubsub_p99": ratio(&["pubsub", "p99_us"]),
-        "throughput": ratio(&["throughput_per_sec"]),
-        "idle_kib_per_connection": ratio(&["idle_kib_per_connection"]),
-    });
-    println!(
-        "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {ratios}"
-    );
-    Ok(json!({ "profile": profile, "results": results, "ratios": ratios }))
+    let mut ratios = serde_json::Map::new();
+    for (name, path) in [
+        ("connect_p99", &["connect", "p99_us"][..]),
+        ("handshake_p99", &["handshake", "p99_us"]),
+        ("handshakes_per_sec", &["handshakes_per_sec"]),
+        ("pubsub_p50", &["pubsub", "p50_us"]),
+        ("pubsub_p99", &["pubsub", "p99_us"]),
+        ("throughput", &["throughput_per_sec"]),
+        ("idle_kib_per_connection", &["idle_kib_per_connection"]),
+    ] {
+        ratios.insert(name.to_owned(), json!(ratio(path)));
+    }
+    for fanout in profile.fanouts.iter().skip(1) {
+        let key = format!("throughput_fanout_{fanout}_per_sec");
+        ratios.insert(format!("throughput_fanout_{fanout}"), json!(ratio(&[&key])));
+    }
+    ratios
 }
 
-/// Runs every scenario against `target` (served by `proc`); a scenario that fails is reported, and
-/// the others still run.
+/// The workloads `--only` chose.
+struct Chosen(Vec<String>);
+
+impl Chosen {
+    fn new(only: &[String]) -> Self {
+        Self(only.to_vec())
+    }
+
+    fn runs(&self, scenario: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|s| s == scenario)
+    }
+}
+
+/// Runs the chosen scenarios against `target` (served by `proc`); a scenario that fails is
+/// reported, and the others still run.
 async fn measure(
     target: &Target,
     proc: &procs::Proc,
     profile: Profile,
+    chosen: &Chosen,
 ) -> serde_json::Map<String, serde_json::Value> {
-    let name = target.name();
     let mut result = serde_json::Map::new();
+    if chosen.runs("connect") || chosen.runs("storm") {
+        connects(target, profile, chosen, &mut result).await;
+    }
+    if chosen.runs("pubsub") {
+        pubsub(target, profile, &mut result).await;
+    }
+    if chosen.runs("throughput") {
+        for (i, fanout) in profile.fanouts.iter().enumerate() {
+            let key = if i == 0 {
+                "throughput".to_owned()
+            } else {
+                format!("throughput_fanout_{fanout}")
+            };
+            throughput(target, proc, profile, *fanout, &key, &mut result).await;
+        }
+    }
+    if chosen.runs("idle") {
+        idle(target, proc, profile, &mut result).await;
+    }
+    result
+}
+
+/// (a1) connects one at a time and (a2) the connect storm.
+async fn connects(
+    target: &Target,
+    profile: Profile,
+    chosen: &Chosen,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let name = target.name();
+    if !chosen.runs("connect") {
+        return storm(target, profile, result).await;
+    }
     match scenarios::handshake(target, profile.serial_handshakes, 1).await {
         Ok((hs, _)) => {
             stats::print_latency(name, "connect", &hs, "connects, one at a time");
             result.insert("connect".into(), json!(hs));
         }
-        Err(error) => failed(name, "connect", &error, &mut result),
+        Err(error) => failed(name, "connect", &error, result),
     }
+    if chosen.runs("storm") {
+        storm(target, profile, result).await;
+    }
+}
+
+async fn storm(
+    target: &Target,
+    profile: Profile,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let name = target.name();
     let storm = scenarios::handshake(target, profile.handshakes, profile.handshake_concurrency);
     match storm.await {
         Ok((hs, rate)) => {
@@ -176,8 +285,16 @@ async fn measure(
             result.insert("handshake".into(), json!(hs));
             result.insert("handshakes_per_sec".into(), json!(rate));
         }
-        Err(error) => failed(name, "handshake", &error, &mut result),
+        Err(error) => failed(name, "handshake", &error, result),
     }
+}
+
+async fn pubsub(
+    target: &Target,
+    profile: Profile,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let name = target.name();
     match scenarios::pubsub_latency(target, profile).await {
         Ok((lat, delivered)) => {
             let note = format!("deliveries, {:.1}% delivered", delivered * 100.0);
@@ -185,19 +302,54 @@ async fn measure(
             result.insert("pubsub".into(), json!(lat));
             result.insert("pubsub_delivered".into(), json!(delivered));
         }
-        Err(error) => failed(name, "pubsub", &error, &mut result),
+        Err(error) => failed(name, "pubsub", &error, result),
     }
-    match scenarios::throughput(target, profile).await {
-        Ok((tput, share)) => {
+}
+
+async fn throughput(
+    target: &Target,
+    proc: &procs::Proc,
+    profile: Profile,
+    fanout: usize,
+    key: &str,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let name = target.name();
+    let cpu = || Some((proc.cpu().ok()?, procs::cpu_time("self").ok()?));
+    let before = cpu();
+    match scenarios::throughput(target, profile, fanout).await {
+        Ok((tput, share, delivered)) => {
             println!(
-                "{name:9} throughput  {tput:>10.0} deliveries/s  ({:.1}% of published × subscribers)",
+                "{name:9} throughput  {tput:>10.0} deliveries/s  to {fanout} subscribers ({:.1}% of published × subscribers)",
                 share * 100.0
             );
-            result.insert("throughput_per_sec".into(), json!(tput));
-            result.insert("throughput_delivered".into(), json!(share));
+            result.insert(format!("{key}_per_sec"), json!(tput));
+            result.insert(format!("{key}_delivered"), json!(share));
+            if let (Some((server0, client0)), Some((server1, client1))) = (before, cpu()) {
+                #[allow(clippy::cast_precision_loss)]
+                let per = |d: Duration| d.as_secs_f64() * 1e9 / delivered.max(1) as f64;
+                let (server, client) = (
+                    per(server1.saturating_sub(server0)),
+                    per(client1.saturating_sub(client0)),
+                );
+                println!(
+                    "{name:9} cpu         {server:>7.0} ns server, {client:>7.0} ns load generator, per delivery"
+                );
+                result.insert(format!("{key}_server_cpu_ns"), json!(server));
+                result.insert(format!("{key}_client_cpu_ns"), json!(client));
+            }
         }
-        Err(error) => failed(name, "throughput", &error, &mut result),
+        Err(error) => failed(name, key, &error, result),
     }
+}
+
+async fn idle(
+    target: &Target,
+    proc: &procs::Proc,
+    profile: Profile,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let name = target.name();
     match scenarios::idle_memory(target, profile, || proc.rss_kib()).await {
         Ok((rss, per_conn)) => {
             println!(
@@ -207,7 +359,6 @@ async fn measure(
             result.insert("idle_rss_kib".into(), json!(rss));
             result.insert("idle_kib_per_connection".into(), json!(per_conn));
         }
-        Err(error) => failed(name, "idle", &error, &mut result),
+        Err(error) => failed(name, "idle", &error, result),
     }
-    result
 }

@@ -29,7 +29,29 @@ impl Proc {
     }
 }
 
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat` (`self` for this one).
+pub(crate) fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no ) in stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> anyhow::Result<u64> { Ok(fields.get(i).context("short stat")?.parse()?) };
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the ')'.
+    let total = ticks(11)? + ticks(12)?;
+    // Linux reports them in USER_HZ, 100 per second on every platform this runs on.
+    Ok(Duration::from_millis(total * 10))
+}
+
 impl Proc {
+    /// CPU time the process has used so far.
+    pub(crate) fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_time(&self.pid().to_string())
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns how long that took.
     pub(crate) fn terminate(&mut self) -> anyhow::Result<Duration> {
         let started = Instant::now();
@@ -61,6 +83,10 @@ pub(crate) struct NodeSetup {
     pub(crate) nats: Option<String>,
     /// `[history] enabled`.
     pub(crate) history: bool,
+    /// `[telemetry] otlp_endpoint`: traces exported there.
+    pub(crate) otlp: Option<String>,
+    /// `[policy] global`: one module run on every publish.
+    pub(crate) policy: Option<PathBuf>,
 }
 
 impl NodeSetup {
@@ -69,6 +95,8 @@ impl NodeSetup {
         name: "bench",
         nats: None,
         history: true,
+        otlp: None,
+        policy: None,
     };
 
     fn toml(&self) -> String {
@@ -76,10 +104,20 @@ impl NodeSetup {
             Some(url) => format!("kind = \"nats\"\nnats_urls = [\"{url}\"]"),
             None => "kind = \"embedded\"".to_owned(),
         };
+        let policy = self.policy.as_ref().map_or_else(String::new, |path| {
+            format!("[policy]\nglobal = [\"{}\"]\n\n", path.display())
+        });
         format!(
-            "[spine]\n{spine}\n\n[history]\nenabled = {}\nmax_messages = 20000\nrecovery_limit = 20000\n",
+            "[spine]\n{spine}\n\n[history]\nenabled = {}\nmax_messages = 20000\nrecovery_limit = 20000\n\n{policy}",
             self.history
         )
+    }
+
+    /// The `[telemetry]` lines beyond the log settings.
+    fn telemetry(&self) -> String {
+        self.otlp
+            .as_ref()
+            .map_or_else(String::new, |url| format!("otlp_endpoint = \"{url}\"\n"))
     }
 }
 
@@ -129,11 +167,12 @@ idle_timeout = "300s"
 [telemetry]
 log_format = "json"
 log_level = "warn"
-"#,
+{telemetry}"#,
             jwks = jwks.display(),
             iss = arqon_auth::DEV_ISSUER,
             aud = arqon_auth::DEV_AUDIENCE,
             spine = setup.toml(),
+            telemetry = setup.telemetry(),
         ),
     )?;
     let mut child = Command::new(arq)
