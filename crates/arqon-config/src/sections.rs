@@ -508,7 +508,7 @@ pub enum LogFormat {
 }
 
 /// `[telemetry]`: logs, traces and metrics.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// `json` or `pretty`.
@@ -517,6 +517,10 @@ pub struct TelemetryConfig {
     pub log_level: String,
     /// OTLP/HTTP endpoint for traces (`http://…` or `https://…`); none exports no traces.
     pub otlp_endpoint: Option<String>,
+    /// While exporting: the share (0 to 1) of publishes whose message-path spans are built, for
+    /// publishes whose client sent no `traceparent` (a client's sampled flag is followed). Publishes
+    /// refused with an error or blocked by a policy are always traced.
+    pub trace_sample_ratio: f64,
     /// Serve Prometheus metrics on `/metrics`.
     pub metrics: bool,
 }
@@ -527,6 +531,7 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Json,
             log_level: "info".to_owned(),
             otlp_endpoint: None,
+            trace_sample_ratio: 0.01,
             metrics: true,
         }
     }

@@ -512,6 +512,15 @@ fn telemetry(config: &Config, found: &mut Findings) {
             ),
         );
     }
+    if !(0.0..=1.0).contains(&telemetry.trace_sample_ratio) {
+        found.add(
+            "telemetry.trace_sample_ratio",
+            format!(
+                "{} is not a share between 0 and 1",
+                telemetry.trace_sample_ratio
+            ),
+        );
+    }
     if let Some(endpoint) = &telemetry.otlp_endpoint {
         let ok = ["http://", "https://"]
             .iter()

@@ -8,5 +8,6 @@ pub mod limits;
 pub mod machine;
 pub mod presence;
 pub mod rollout;
+pub mod sampling;
 pub mod session;
 pub mod subject;

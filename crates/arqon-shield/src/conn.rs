@@ -97,6 +97,17 @@ struct Driver {
     refused: Option<u64>,
     /// Acks waiting for their publishes to be stored, in publish order.
     storing: FuturesOrdered<BoxFuture<'static, Storing>>,
+    /// The current publish, when the trace sampler dropped it: its spans are made late only if it
+    /// ends in an error or a policy block.
+    untraced: Option<Untraced>,
+}
+
+/// A publish the trace sampler dropped (see [`arqon_core::sampling`]).
+struct Untraced {
+    request: u64,
+    room: arqon_proto::names::RoomName,
+    bytes: usize,
+    started: std::time::Instant,
 }
 
 /// Runs one session until it is closed.
@@ -137,6 +148,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         unstored: None,
         refused: None,
         storing: FuturesOrdered::new(),
+        untraced: None,
     };
     // On the tenant's gov.down before the Welcome goes out, so nothing sent after it is missed.
     let governance = Arc::clone(&shared.governance);
@@ -361,6 +373,7 @@ impl Driver {
             Some(Ok(Message::Text(_))) => self.decoded(&Frame::Text, now_us),
             Some(Ok(Message::Binary(bytes))) => self.decoded(&Frame::Binary(bytes), now_us),
         };
+        self.untraced = None;
         let span = self.publish_span(&event);
         self.step(event).instrument(span).await;
         // A body the machine did not forward (a draining session) is dropped with its refusal.
@@ -391,8 +404,9 @@ impl Driver {
         }
     }
 
-    /// The `shield.publish` span of a publish (continuing the client's trace), else no span.
-    fn publish_span(&self, event: &SessionEvent) -> tracing::Span {
+    /// The `shield.publish` span of a publish (continuing the client's trace) when spans are on and
+    /// the trace sampler keeps it, else no span.
+    fn publish_span(&mut self, event: &SessionEvent) -> tracing::Span {
         let SessionEvent::Publish {
             room,
             request,
@@ -410,6 +424,22 @@ impl Driver {
             .as_ref()
             .and_then(|current| current.header.trace.as_ref())
             .map(|trace| (trace.traceparent.as_str(), trace.tracestate.as_str()));
+        let parent = client
+            .and_then(|(traceparent, _)| crate::telemetry::TraceParent::parse(traceparent))
+            .map(|parent| parent.flags & 1 == 1);
+        let obs = &self.shared.metrics.obs;
+        if obs
+            .sample(parent, self.identity.session, *request)
+            .is_none()
+        {
+            self.untraced = Some(Untraced {
+                request: *request,
+                room: room.clone(),
+                bytes: usize::try_from(*payload_len).unwrap_or(usize::MAX),
+                started: std::time::Instant::now(),
+            });
+            return tracing::Span::none();
+        }
         crate::telemetry::publish_span(
             self.identity.tenant.as_str(),
             &format!("{}-r{request}", self.session_id),
@@ -704,7 +734,7 @@ impl Driver {
 
     /// Runs the policy chain on the current publish under a `policy.check` span, counted.
     fn check_policy(
-        &self,
+        &mut self,
         room: &arqon_proto::names::RoomName,
         request: u64,
     ) -> arqon_core::session::PolicyVerdict {
@@ -713,7 +743,11 @@ impl Driver {
             .and_then(|current| current.publish.as_ref())
             .map(|(payload, _)| payload.clone())
             .unwrap_or_default();
-        let span = crate::telemetry::policy_span();
+        let span = if self.untraced.is_some() {
+            tracing::Span::none()
+        } else {
+            crate::telemetry::policy_span()
+        };
         let started = std::time::Instant::now();
         let verdict = span.in_scope(|| {
             self.shared.hooks.policy.check(
@@ -725,7 +759,39 @@ impl Driver {
         });
         let obs = &self.shared.metrics.obs;
         obs.policy_checked(&span, started.elapsed(), &verdict);
+        if matches!(verdict, arqon_core::session::PolicyVerdict::Block(_)) {
+            let label = crate::telemetry::verdict_label(&verdict);
+            self.trace_late(request, arqon_core::sampling::Outcome::Blocked, label);
+        }
         verdict
+    }
+
+    /// Makes the spans of the current publish after all, when the sampler dropped it (once).
+    fn trace_late(
+        &mut self,
+        request: u64,
+        outcome: arqon_core::sampling::Outcome,
+        label: &'static str,
+    ) {
+        let Some(kept) = arqon_core::sampling::TraceSampler::tail(outcome) else {
+            return;
+        };
+        let Some(untraced) = self.untraced.take_if(|u| u.request == request) else {
+            return;
+        };
+        let request_id = format!("{}-r{request}", self.session_id);
+        crate::telemetry::late_publish_spans(
+            &self.shared.metrics.obs,
+            (
+                self.identity.tenant.as_str(),
+                &request_id,
+                untraced.room.as_str(),
+                untraced.bytes,
+            ),
+            kept,
+            label,
+            untraced.started.elapsed(),
+        );
     }
 
     fn send_error(
@@ -737,6 +803,9 @@ impl Driver {
         let label = code.as_str_name();
         let label = label.strip_prefix("ERROR_CODE_").unwrap_or(label);
         self.shared.metrics.errors_sent.inc(label);
+        if let Some(request) = request {
+            self.trace_late(request, arqon_core::sampling::Outcome::Refused, label);
+        }
         let refusal = self
             .current_for(request)
             .and_then(|current| current.refusal.clone());
@@ -927,7 +996,11 @@ impl Driver {
             }
         }
         let subject = Subject::room(&stamp.tenant, room);
-        let span = crate::telemetry::spine_publish_span(subject.as_str(), payload.len());
+        let span = if self.untraced.is_some() {
+            tracing::Span::none()
+        } else {
+            crate::telemetry::spine_publish_span(subject.as_str(), payload.len())
+        };
         crate::telemetry::inject(&span, &mut headers, stamp.timestamp_us);
         if let Some(own) = crate::telemetry::span_traceparent(&span) {
             header.traceparent = own.to_string();

@@ -407,7 +407,7 @@ impl Forwarder {
 
     /// Offers one message to every member; false once the member map is gone.
     fn forward(&self, message: &Message, frame: &Bytes) -> bool {
-        let delivery = crate::telemetry::Delivery::start(message);
+        let delivery = crate::telemetry::Delivery::start(message, &self.metrics.obs);
         let Ok(members) = self.members.read() else {
             return false;
         };

@@ -205,7 +205,13 @@ impl Node {
         let verifier = load_verifier(&config)?;
         let now = now_us();
         let max_frame = config.limits.max_frame.as_usize();
-        let metrics = Arc::new(Metrics::default());
+        let mut metrics = Metrics::default();
+        // Sampling applies to exported traces; spans built for `debug` logs are never sampled.
+        metrics.obs.sampler =
+            config.telemetry.otlp_endpoint.as_ref().map(|_| {
+                arqon_core::sampling::TraceSampler::new(config.telemetry.trace_sample_ratio)
+            });
+        let metrics = Arc::new(metrics);
         let (drain, _) = watch::channel(None);
         let governance =
             Arc::new(Governance::start(&config, Arc::clone(&spine), Arc::clone(&metrics)).await?);

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arqon_core::sampling::{Kept, TraceSampler};
 use arqon_core::session::{ErrorCode, PolicyVerdict};
 use arqon_spine::{Headers, Message, TRACEPARENT, TRACESTATE};
 use tracing::Span;
@@ -121,6 +122,11 @@ pub struct Observability {
     pub presence_members: AtomicU64,
     /// `arqonbus.spine.errors{op}`.
     pub spine_errors: LabelledCounter,
+    /// While traces are exported: which publishes get the message path's spans (none: every one
+    /// does, when spans are on at all).
+    pub sampler: Option<TraceSampler>,
+    /// `arqonbus.shield.traces_sampled{reason}`: publishes whose spans were built, by why.
+    pub traces_sampled: LabelledCounter,
 }
 
 /// Connect outcomes (`arqonbus.shield.connects{outcome}`).
@@ -154,6 +160,29 @@ impl Observability {
         self.policy_verdicts.inc(label);
         self.policy_duration.observe(elapsed);
         span.record("verdict", label);
+    }
+
+    /// Whether a publish gets its spans: `None` for no, else why (counted). `parent` is the sampled
+    /// flag of the client's `traceparent`, when it sent a valid one. Spans must be on
+    /// ([`message_spans_on`]); without a sampler every publish gets them.
+    pub fn sample(&self, parent: Option<bool>, session: u64, request: u64) -> Option<Kept> {
+        let kept = match &self.sampler {
+            Some(sampler) => sampler.head(parent, session, request)?,
+            None => return Some(Kept::Ratio),
+        };
+        self.traces_sampled.inc(kept.as_str());
+        Some(kept)
+    }
+
+    /// Whether a message taken off the spine gets its receive spans: without a sampler always
+    /// (when spans are on); with one, only when its `traceparent` says the publisher sampled it.
+    pub fn receive_sampled(&self, message: &Message) -> bool {
+        self.sampler.is_none()
+            || message
+                .headers
+                .get(TRACEPARENT)
+                .and_then(TraceParent::parse)
+                .is_some_and(|parent| parent.flags & 1 == 1)
     }
 
     /// A presence join handed to the Brain.
@@ -226,8 +255,21 @@ impl Observability {
             &self.spine_errors,
             &SPINE_OPS,
         );
+        render_fixed(
+            out,
+            (
+                "arqonbus_shield_traces_sampled",
+                "reason",
+                "publishes whose message-path spans were built, by why",
+            ),
+            &self.traces_sampled,
+            &SAMPLED,
+        );
     }
 }
+
+/// Every `arqonbus.shield.traces_sampled` label.
+const SAMPLED: [&str; 4] = ["parent", "ratio", "error", "policy"];
 
 /// Every `arqonbus.policy.verdicts` label, rendered from the first scrape.
 const VERDICTS: [&str; 7] = ["allow", "block", "trap", "timeout", "memory", "abi", "load"];
@@ -317,9 +359,38 @@ pub fn publish_span(
         request,
         room,
         bytes,
+        sampled = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        elapsed_us = tracing::field::Empty,
     );
     continue_trace(&span, client.map(|c| c.0), client.map(|c| c.1));
     span
+}
+
+/// A publish the head decision dropped, kept after all for how it ended (`kept` is `Error` or
+/// `Policy`): its `shield.publish` span, made now, with the outcome and how long the publish had
+/// run (`elapsed_us`), and for a block a `policy.check` child with the verdict. Both end at once.
+pub fn late_publish_spans(
+    obs: &Observability,
+    publish: (&str, &str, &str, usize),
+    kept: Kept,
+    outcome: &'static str,
+    elapsed: Duration,
+) {
+    obs.traces_sampled.inc(kept.as_str());
+    let (tenant, request, room, bytes) = publish;
+    let span = publish_span(tenant, request, room, bytes, None);
+    span.record("sampled", kept.as_str());
+    span.record("outcome", outcome);
+    span.record(
+        "elapsed_us",
+        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+    );
+    if kept == Kept::Policy {
+        let check = tracing::debug_span!(parent: &span, "policy.check", verdict = outcome);
+        drop(check);
+    }
+    drop(span);
 }
 
 /// The `policy.check` span (child of the current span).
@@ -347,8 +418,19 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Starts the spans for `message`.
-    pub fn start(message: &Message) -> Self {
+    /// Starts the spans for `message` (none when the sampler dropped its publish).
+    pub fn start(message: &Message, obs: &Observability) -> Self {
+        let published_us = message
+            .headers
+            .get(PUBLISHED_US)
+            .and_then(|v| v.parse().ok());
+        if !obs.receive_sampled(message) {
+            return Self {
+                receive: Span::none(),
+                fanout: Span::none(),
+                published_us,
+            };
+        }
         let receive = tracing::debug_span!(
             parent: None,
             "spine.receive",
@@ -367,10 +449,6 @@ impl Delivery {
             members = tracing::field::Empty,
             queued = tracing::field::Empty,
         );
-        let published_us = message
-            .headers
-            .get(PUBLISHED_US)
-            .and_then(|v| v.parse().ok());
         Self {
             receive,
             fanout,

@@ -9,6 +9,7 @@ mod gov_e2e;
 mod history_recovery;
 mod obs_logs;
 mod obs_metrics;
+mod obs_sampling;
 mod obs_traces;
 mod policy_admin;
 mod shield_auth;

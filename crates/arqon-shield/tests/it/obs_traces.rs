@@ -22,22 +22,8 @@ const GOV_SPAN: &str = "0a0b0c0d0e0f0102";
 #[allow(clippy::too_many_lines)] // one scenario, read top to bottom: two nodes, a publish, every span
 async fn a_message_crossing_two_nodes_yields_one_trace_with_every_span() {
     let receiver = OtlpReceiver::start().unwrap();
-    let telemetry_config = arqon_config::TelemetryConfig {
-        otlp_endpoint: Some(receiver.url().to_owned()),
-        log_level: "warn".to_owned(),
-        ..arqon_config::TelemetryConfig::default()
-    };
-    let (subscriber, telemetry) =
-        arqon_telemetry::subscriber(&telemetry_config, "arqonbus-test", std::io::sink, false)
-            .unwrap();
-    // The default test runtime is single-threaded: every node task runs under this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary run on other threads without a subscriber. With a single
-    // registered dispatcher, tracing-core computes a new callsite's interest from the registering
-    // thread's default alone, so a callsite first hit on another thread would be cached as
-    // disabled here; a second registered dispatcher makes it ask every registered one.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    tracing::callsite::rebuild_interest_cache();
+    let exporting = support::export_to(&receiver);
+    let telemetry = &exporting.telemetry;
 
     let bus = Bus::Nats(Box::new(NatsServer::start_jetstream().await.unwrap()));
     let mut config_a = support::config();

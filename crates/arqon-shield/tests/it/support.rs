@@ -337,3 +337,36 @@ pub(crate) async fn http_get_head(node: &Node, path: &str) -> (u16, String, Stri
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (status, head.to_owned(), body.to_owned())
 }
+
+/// This thread's spans exported to `receiver` for as long as it lives (the node's own sampler is
+/// set by its config's `[telemetry]`, this only installs the subscriber).
+pub(crate) struct Exporting {
+    pub(crate) telemetry: arqon_telemetry::Telemetry,
+    _guard: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+/// Installs an exporting subscriber on this thread (test runtimes are single-threaded, so every
+/// node task runs under it).
+pub(crate) fn export_to(receiver: &arqon_testkit::OtlpReceiver) -> Exporting {
+    let telemetry_config = arqon_config::TelemetryConfig {
+        otlp_endpoint: Some(receiver.url().to_owned()),
+        log_level: "warn".to_owned(),
+        ..arqon_config::TelemetryConfig::default()
+    };
+    let (subscriber, telemetry) =
+        arqon_telemetry::subscriber(&telemetry_config, "arqonbus-test", std::io::sink, false)
+            .unwrap();
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run on other threads without a subscriber. With a single
+    // registered dispatcher, tracing-core computes a new callsite's interest from the registering
+    // thread's default alone, so a callsite first hit on another thread would be cached as
+    // disabled here; a second registered dispatcher makes it ask every registered one.
+    let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    tracing::callsite::rebuild_interest_cache();
+    Exporting {
+        telemetry,
+        _guard: guard,
+        _second: second,
+    }
+}

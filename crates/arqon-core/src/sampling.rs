@@ -1,0 +1,156 @@
+//! Trace sampling: which publishes get the message path's spans when traces are exported.
+//!
+//! A head decision per publish, made before any span exists: a client that sent a `traceparent`
+//! has decided for itself (its sampled flag is followed, as OpenTelemetry's parent-based sampler
+//! does); otherwise a fixed share of publishes is kept, chosen by a deterministic draw from the
+//! session and request numbers. A publish the head decision dropped is still kept when it ends
+//! in an error or a policy block: those are the traces an operator looks for.
+
+/// Why a publish's spans were built (the `reason` label of `arqonbus.shield.traces_sampled`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// The client's `traceparent` had its sampled flag set.
+    Parent,
+    /// The ratio draw kept it.
+    Ratio,
+    /// The head decision dropped it, and it was refused with an error.
+    Error,
+    /// The head decision dropped it, and the policy chain blocked it.
+    Policy,
+}
+
+impl Kept {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parent => "parent",
+            Self::Ratio => "ratio",
+            Self::Error => "error",
+            Self::Policy => "policy",
+        }
+    }
+}
+
+/// How a publish ended, as far as sampling cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Published (or refused by nothing worth a trace).
+    Published,
+    /// The session answered it with an error.
+    Refused,
+    /// The policy chain blocked it.
+    Blocked,
+}
+
+/// The sampler of one node: a share of publishes in `0.0..=1.0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceSampler {
+    /// A draw below this keeps the publish; `u64::MAX` with `all` keeps every one.
+    threshold: u64,
+    all: bool,
+}
+
+impl TraceSampler {
+    /// Keeps `ratio` of the publishes that carry no client decision; out-of-range values are
+    /// clamped (`NaN` keeps none).
+    pub fn new(ratio: f64) -> Self {
+        let ratio = if ratio.is_nan() {
+            0.0
+        } else {
+            ratio.clamp(0.0, 1.0)
+        };
+        // 2^64 × ratio, computed in f64: exact enough for a share (1e-16 granularity).
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let threshold = (ratio * u64::MAX as f64) as u64;
+        Self {
+            threshold,
+            all: ratio >= 1.0,
+        }
+    }
+
+    /// The head decision for one publish. `parent` is the sampled flag of the client's
+    /// `traceparent`, when it sent one; `session` and `request` number the publish.
+    pub fn head(&self, parent: Option<bool>, session: u64, request: u64) -> Option<Kept> {
+        match parent {
+            Some(true) => Some(Kept::Parent),
+            None if self.all || draw(session, request) < self.threshold => Some(Kept::Ratio),
+            Some(false) | None => None,
+        }
+    }
+
+    /// Whether a publish the head decision dropped is kept after all, for how it ended.
+    pub fn tail(outcome: Outcome) -> Option<Kept> {
+        match outcome {
+            Outcome::Published => None,
+            Outcome::Refused => Some(Kept::Error),
+            Outcome::Blocked => Some(Kept::Policy),
+        }
+    }
+}
+
+/// A well-mixed 64-bit number from a publish's session and request (splitmix64 of their mix):
+/// consecutive requests of one session draw independently, and the same pair always draws the same.
+pub fn draw(session: u64, request: u64) -> u64 {
+    let mut z = session
+        .rotate_left(32)
+        .wrapping_add(request)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // AC-OBS-10
+    #[test]
+    fn the_ratio_keeps_its_share_of_publishes_within_a_tenth() {
+        for ratio in [0.001, 0.01, 0.1, 0.5] {
+            let sampler = TraceSampler::new(ratio);
+            let n = 200_000u64;
+            let kept = (0..n)
+                .filter(|i| sampler.head(None, 7 + i / 1000, i % 1000).is_some())
+                .count();
+            #[allow(clippy::cast_precision_loss)]
+            let share = kept as f64 / n as f64;
+            assert!(
+                (share - ratio).abs() <= ratio * 0.1,
+                "ratio {ratio}: kept {share}"
+            );
+        }
+    }
+
+    // AC-OBS-10
+    #[test]
+    fn the_client_decides_when_it_sent_a_traceparent() {
+        let none = TraceSampler::new(0.0);
+        let all = TraceSampler::new(1.0);
+        assert_eq!(none.head(Some(true), 1, 1), Some(Kept::Parent));
+        assert_eq!(all.head(Some(false), 1, 1), None);
+        assert_eq!(none.head(None, 1, 1), None);
+        assert!((0..1000).all(|r| all.head(None, 3, r) == Some(Kept::Ratio)));
+        assert_eq!(TraceSampler::new(f64::NAN), none);
+        assert_eq!(TraceSampler::new(7.0), all);
+    }
+
+    // AC-OBS-11
+    #[test]
+    fn errors_and_policy_blocks_are_always_kept() {
+        assert_eq!(TraceSampler::tail(Outcome::Refused), Some(Kept::Error));
+        assert_eq!(TraceSampler::tail(Outcome::Blocked), Some(Kept::Policy));
+        assert_eq!(TraceSampler::tail(Outcome::Published), None);
+    }
+
+    #[test]
+    fn the_draw_is_deterministic() {
+        assert_eq!(draw(1, 2), draw(1, 2));
+        assert_ne!(draw(1, 2), draw(1, 3));
+        assert_ne!(draw(1, 2), draw(2, 1));
+    }
+}
