@@ -3,8 +3,13 @@
 //! A `TenantId` comes only from a verified token; a `RoomName` only from a client, after this
 //! grammar. Neither can contain `.`, `*`, `>` or whitespace, so neither can add a subject token
 //! or a wildcard.
+//!
+//! Each holds its text in an `Arc<str>`: a session's identity and rooms are copied on every step of
+//! its machine and into every subject and stamp, and a copy is then a reference count, not a
+//! string allocation.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest tenant id, in bytes.
 pub const MAX_TENANT_LEN: usize = 64;
@@ -69,7 +74,7 @@ fn check(
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(try_from = "String", into = "String")]
-pub struct TenantId(String);
+pub struct TenantId(Arc<str>);
 
 impl TenantId {
     /// Parses a tenant id.
@@ -77,7 +82,7 @@ impl TenantId {
         check("tenant", value, MAX_TENANT_LEN, |at, c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || (at > 0 && (c == '_' || c == '-'))
         })?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(Arc::from(value)))
     }
 }
 
@@ -86,7 +91,7 @@ impl TenantId {
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(try_from = "String", into = "String")]
-pub struct RoomName(String);
+pub struct RoomName(Arc<str>);
 
 impl RoomName {
     /// Parses a room name.
@@ -94,7 +99,7 @@ impl RoomName {
         check("room", value, MAX_ROOM_LEN, |_, c| {
             c.is_ascii_alphanumeric() || c == '_' || c == '-'
         })?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(Arc::from(value)))
     }
 }
 
@@ -104,7 +109,7 @@ impl RoomName {
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
+pub struct UserId(Arc<str>);
 
 impl UserId {
     /// Parses a user id.
@@ -112,7 +117,7 @@ impl UserId {
         check("user", value, MAX_USER_LEN, |_, c| {
             !c.is_whitespace() && !c.is_control()
         })?;
-        Ok(Self(value.to_owned()))
+        Ok(Self(Arc::from(value)))
     }
 }
 
@@ -132,7 +137,7 @@ macro_rules! string_conversions {
         }
         impl From<$name> for String {
             fn from(value: $name) -> Self {
-                value.0
+                value.0.as_ref().to_owned()
             }
         }
         impl fmt::Display for $name {
