@@ -16,11 +16,11 @@ use arqon_core::subject::Subject;
 use arqon_proto::v1::{self, Limits};
 use arqon_proto::{ClientCommand, ClientEnvelope, ClientHeader, Frame, ProtocolError, outbound};
 use arqon_spine::{Headers, TRACEPARENT, TRACESTATE};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesOrdered, SplitSink};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -33,6 +33,10 @@ use crate::state::{IdentityGuard, Shared, SlotGuard};
 
 mod recovery;
 mod storing;
+mod traces;
+mod writer;
+
+use writer::write_loop;
 
 /// A publish's answer, sent once the spine has stored it: the ack, or an `INTERNAL` error.
 struct Storing {
@@ -169,30 +173,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
     if let Some(deadline_us) = already {
         Box::pin(driver.step(SessionEvent::Drain { deadline_us })).await;
     }
-    // The work a wake-up does (stepping the machine, running its effects) is a large future; it is
-    // boxed for the moment it runs, so an idle session's task holds only this small loop.
-    while !matches!(driver.state, SessionState::Closed { .. }) {
-        let tick_at = driver.next_tick_us.map(instant_at);
-        tokio::select! {
-            frame = stream.next() => Box::pin(driver.on_frame(frame)).await,
-            () = sleep_until(tick_at), if tick_at.is_some() => {
-                driver.next_tick_us = None;
-                Box::pin(driver.step(SessionEvent::Tick { now_us: now_us() })).await;
-            }
-            Some(done) = driver.storing.next(), if !driver.storing.is_empty() => driver.stored(done),
-            drops = slow.wait() => {
-                for _ in 0..drops {
-                    Box::pin(driver.step(SessionEvent::SlowConsumer)).await;
-                }
-            }
-            Ok(()) = drain.changed() => {
-                let deadline = *drain.borrow_and_update();
-                if let Some(deadline_us) = deadline {
-                    Box::pin(driver.step(SessionEvent::Drain { deadline_us })).await;
-                }
-            }
-        }
-    }
+    serve(&mut driver, &mut stream, &slow, &mut drain).await;
     driver.settle().await;
     if let SessionState::Closed { reason } = &driver.state {
         shared.metrics.sessions_closed.inc(reason.as_str());
@@ -213,71 +194,54 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
     drop(slot);
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    if let Some(at) = at {
-        tokio::time::sleep_until(at).await;
+/// Steps the session on every wake-up until it is closed: a frame, its tick, a stored publish, drops
+/// for slowness, or a drain.
+async fn serve(
+    driver: &mut Driver,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    slow: &SlowSignal,
+    drain: &mut tokio::sync::watch::Receiver<Option<u64>>,
+) {
+    // The work a wake-up does (stepping the machine, running its effects) is a large future; it is
+    // boxed for the moment it runs, so an idle session's task holds only this small loop.
+    // One timer for the session's life, moved only when the machine schedules a new tick (rarely:
+    // at the heartbeat interval), not registered again for every frame.
+    let tick = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tick);
+    let mut armed: Option<u64> = None;
+    while !matches!(driver.state, SessionState::Closed { .. }) {
+        if driver.next_tick_us != armed {
+            armed = driver.next_tick_us;
+            if let Some(at_us) = armed {
+                tick.as_mut().reset(instant_at(at_us));
+            }
+        }
+        tokio::select! {
+            frame = stream.next() => Box::pin(driver.on_frame(frame)).await,
+            () = &mut tick, if armed.is_some() => {
+                driver.next_tick_us = None;
+                armed = None;
+                Box::pin(driver.step(SessionEvent::Tick { now_us: now_us() })).await;
+            }
+            Some(done) = driver.storing.next(), if !driver.storing.is_empty() => driver.stored(done),
+            drops = slow.wait() => {
+                for _ in 0..drops {
+                    Box::pin(driver.step(SessionEvent::SlowConsumer)).await;
+                }
+            }
+            Ok(()) = drain.changed() => {
+                let deadline = *drain.borrow_and_update();
+                if let Some(deadline_us) = deadline {
+                    Box::pin(driver.step(SessionEvent::Drain { deadline_us })).await;
+                }
+            }
+        }
     }
 }
 
 /// The monotonic instant matching a wall-clock time in µs.
 fn instant_at(at_us: u64) -> Instant {
     Instant::now() + Duration::from_micros(at_us.saturating_sub(now_us()))
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Bytes>,
-    mut close: oneshot::Receiver<Option<u16>>,
-) {
-    let code = loop {
-        tokio::select! {
-            biased;
-            code = &mut close => {
-                // Flush what is already queued, then close.
-                while let Ok(frame) = outbound.try_recv() {
-                    if sink.send(Message::Binary(frame)).await.is_err() {
-                        return;
-                    }
-                }
-                break code.ok().flatten();
-            }
-            frame = outbound.recv() => match frame {
-                Some(frame) => {
-                    if write_burst(&mut sink, frame, &mut outbound).await.is_err() {
-                        return;
-                    }
-                }
-                None => break (&mut close).await.ok().flatten(),
-            },
-        }
-    };
-    if let Some(code) = code {
-        let frame = CloseFrame {
-            code,
-            reason: "".into(),
-        };
-        let _ = sink.send(Message::Close(Some(frame))).await;
-    }
-    let _ = sink.close().await;
-}
-
-/// Most frames one flush may carry: a burst is written with one syscall instead of one per frame.
-const WRITE_BURST: usize = 64;
-
-/// Writes `first` and whatever else is already queued (up to [`WRITE_BURST`]), then flushes once.
-async fn write_burst(
-    sink: &mut SplitSink<WebSocket, Message>,
-    first: Bytes,
-    outbound: &mut mpsc::Receiver<Bytes>,
-) -> Result<(), axum::Error> {
-    sink.feed(Message::Binary(first)).await?;
-    for _ in 1..WRITE_BURST {
-        match outbound.try_recv() {
-            Ok(frame) => sink.feed(Message::Binary(frame)).await?,
-            Err(_) => break,
-        }
-    }
-    sink.flush().await
 }
 
 /// Maps a decoder refusal to the session's error code.
@@ -402,51 +366,6 @@ impl Driver {
             tracing::warn!(session = %self.session_id, %error, "governance forward failed");
             self.send_error(v1::ErrorCode::Internal, request, None);
         }
-    }
-
-    /// The `shield.publish` span of a publish (continuing the client's trace) when spans are on and
-    /// the trace sampler keeps it, else no span.
-    fn publish_span(&mut self, event: &SessionEvent) -> tracing::Span {
-        let SessionEvent::Publish {
-            room,
-            request,
-            payload_len,
-            ..
-        } = event
-        else {
-            return tracing::Span::none();
-        };
-        if !crate::telemetry::message_spans_on() {
-            return tracing::Span::none();
-        }
-        let client = self
-            .current
-            .as_ref()
-            .and_then(|current| current.header.trace.as_ref())
-            .map(|trace| (trace.traceparent.as_str(), trace.tracestate.as_str()));
-        let parent = client
-            .and_then(|(traceparent, _)| crate::telemetry::TraceParent::parse(traceparent))
-            .map(|parent| parent.flags & 1 == 1);
-        let obs = &self.shared.metrics.obs;
-        if obs
-            .sample(parent, self.identity.session, *request)
-            .is_none()
-        {
-            self.untraced = Some(Untraced {
-                request: *request,
-                room: room.clone(),
-                bytes: usize::try_from(*payload_len).unwrap_or(usize::MAX),
-                started: std::time::Instant::now(),
-            });
-            return tracing::Span::none();
-        }
-        crate::telemetry::publish_span(
-            self.identity.tenant.as_str(),
-            &format!("{}-r{request}", self.session_id),
-            room.as_str(),
-            usize::try_from(*payload_len).unwrap_or(usize::MAX),
-            client,
-        )
     }
 
     fn decoded(&mut self, frame: &Frame, now_us: u64) -> SessionEvent {
@@ -766,34 +685,6 @@ impl Driver {
         verdict
     }
 
-    /// Makes the spans of the current publish after all, when the sampler dropped it (once).
-    fn trace_late(
-        &mut self,
-        request: u64,
-        outcome: arqon_core::sampling::Outcome,
-        label: &'static str,
-    ) {
-        let Some(kept) = arqon_core::sampling::TraceSampler::tail(outcome) else {
-            return;
-        };
-        let Some(untraced) = self.untraced.take_if(|u| u.request == request) else {
-            return;
-        };
-        let request_id = format!("{}-r{request}", self.session_id);
-        crate::telemetry::late_publish_spans(
-            &self.shared.metrics.obs,
-            (
-                self.identity.tenant.as_str(),
-                &request_id,
-                untraced.room.as_str(),
-                untraced.bytes,
-            ),
-            kept,
-            label,
-            untraced.started.elapsed(),
-        );
-    }
-
     fn send_error(
         &mut self,
         code: v1::ErrorCode,
@@ -980,11 +871,18 @@ impl Driver {
             return;
         };
         let (payload, content_type) = current.publish.clone().unwrap_or_default();
-        let session_id = format!("{:016x}", stamp.session);
+        // The stamp names this session: its id text is already formatted.
+        let formatted;
+        let session_id = if stamp.session == self.identity.session {
+            self.session_id.as_str()
+        } else {
+            formatted = format!("{:016x}", stamp.session);
+            formatted.as_str()
+        };
         let wire_stamp = arqon_proto::Stamp {
             tenant: &stamp.tenant,
             user: &stamp.sender,
-            session_id: &session_id,
+            session_id,
             timestamp_us: stamp.timestamp_us,
         };
         let mut header = wire_stamp.header(&current.header, || stamp.default_twist_id.clone());
