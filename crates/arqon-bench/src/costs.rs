@@ -49,7 +49,7 @@ pub(crate) async fn run(
             Ok(report) => {
                 costs.insert("traces".into(), report);
             }
-            Err(error) => crate::failed("arqonbus", "traces", &error, &mut costs),
+            Err(error) => crate::stats::failed("arqonbus", "traces", &error, &mut costs),
         }
     }
     if chosen("policy") {
@@ -57,7 +57,7 @@ pub(crate) async fn run(
             Ok(report) => {
                 costs.insert("policy".into(), report);
             }
-            Err(error) => crate::failed("arqonbus", "policy", &error, &mut costs),
+            Err(error) => crate::stats::failed("arqonbus", "policy", &error, &mut costs),
         }
     }
     costs

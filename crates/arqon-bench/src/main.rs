@@ -90,16 +90,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn failed(
-    name: &str,
-    scenario: &str,
-    error: &anyhow::Error,
-    result: &mut serde_json::Map<String, serde_json::Value>,
-) {
-    println!("{name:9} {scenario:11} FAILED: {error:#}");
-    result.insert(format!("{scenario}_error"), json!(format!("{error:#}")));
-}
-
 async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
     let issuer = JwtIssuer::new()?;
@@ -201,6 +191,51 @@ fn ratios(
     ratios
 }
 
+/// CPU time used by the server under test and by this load generator during one workload.
+struct CpuMeter<'a> {
+    proc: &'a procs::Proc,
+    start: Option<(Duration, Duration)>,
+}
+
+impl<'a> CpuMeter<'a> {
+    fn read(proc: &procs::Proc) -> Option<(Duration, Duration)> {
+        Some((proc.cpu().ok()?, procs::cpu_time("self").ok()?))
+    }
+
+    fn start(proc: &'a procs::Proc) -> Self {
+        Self {
+            proc,
+            start: Self::read(proc),
+        }
+    }
+
+    /// Prints and records the CPU per `unit` (`count` of them) as `<key>_server_cpu_ns` and
+    /// `<key>_client_cpu_ns`.
+    fn report(
+        self,
+        name: &str,
+        key: &str,
+        unit: &str,
+        count: u64,
+        result: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let (Some((server0, client0)), Some((server1, client1))) =
+            (self.start, Self::read(self.proc))
+        else {
+            return;
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let per = |d: Duration| d.as_secs_f64() * 1e9 / count.max(1) as f64;
+        let server = per(server1.saturating_sub(server0));
+        let client = per(client1.saturating_sub(client0));
+        println!(
+            "{name:9} cpu         {server:>7.0} ns server, {client:>7.0} ns load generator, per {unit}"
+        );
+        result.insert(format!("{key}_server_cpu_ns"), json!(server));
+        result.insert(format!("{key}_client_cpu_ns"), json!(client));
+    }
+}
+
 /// The workloads `--only` chose.
 struct Chosen(Vec<String>);
 
@@ -224,7 +259,7 @@ async fn measure(
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut result = serde_json::Map::new();
     if chosen.runs("connect") || chosen.runs("storm") {
-        connects(target, profile, chosen, &mut result).await;
+        connects(target, proc, profile, chosen, &mut result).await;
     }
     if chosen.runs("pubsub") {
         pubsub(target, profile, &mut result).await;
@@ -248,32 +283,35 @@ async fn measure(
 /// (a1) connects one at a time and (a2) the connect storm.
 async fn connects(
     target: &Target,
+    proc: &procs::Proc,
     profile: Profile,
     chosen: &Chosen,
     result: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let name = target.name();
     if !chosen.runs("connect") {
-        return storm(target, profile, result).await;
+        return storm(target, proc, profile, result).await;
     }
     match scenarios::handshake(target, profile.serial_handshakes, 1).await {
         Ok((hs, _)) => {
             stats::print_latency(name, "connect", &hs, "connects, one at a time");
             result.insert("connect".into(), json!(hs));
         }
-        Err(error) => failed(name, "connect", &error, result),
+        Err(error) => stats::failed(name, "connect", &error, result),
     }
     if chosen.runs("storm") {
-        storm(target, profile, result).await;
+        storm(target, proc, profile, result).await;
     }
 }
 
 async fn storm(
     target: &Target,
+    proc: &procs::Proc,
     profile: Profile,
     result: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let name = target.name();
+    let meter = CpuMeter::start(proc);
     let storm = scenarios::handshake(target, profile.handshakes, profile.handshake_concurrency);
     match storm.await {
         Ok((hs, rate)) => {
@@ -284,8 +322,9 @@ async fn storm(
             stats::print_latency(name, "handshake", &hs, &note);
             result.insert("handshake".into(), json!(hs));
             result.insert("handshakes_per_sec".into(), json!(rate));
+            meter.report(name, "handshake", "connect", hs.count as u64, result);
         }
-        Err(error) => failed(name, "handshake", &error, result),
+        Err(error) => stats::failed(name, "handshake", &error, result),
     }
 }
 
@@ -302,7 +341,7 @@ async fn pubsub(
             result.insert("pubsub".into(), json!(lat));
             result.insert("pubsub_delivered".into(), json!(delivered));
         }
-        Err(error) => failed(name, "pubsub", &error, result),
+        Err(error) => stats::failed(name, "pubsub", &error, result),
     }
 }
 
@@ -315,8 +354,7 @@ async fn throughput(
     result: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let name = target.name();
-    let cpu = || Some((proc.cpu().ok()?, procs::cpu_time("self").ok()?));
-    let before = cpu();
+    let meter = CpuMeter::start(proc);
     match scenarios::throughput(target, profile, fanout).await {
         Ok((tput, share, delivered)) => {
             println!(
@@ -325,21 +363,9 @@ async fn throughput(
             );
             result.insert(format!("{key}_per_sec"), json!(tput));
             result.insert(format!("{key}_delivered"), json!(share));
-            if let (Some((server0, client0)), Some((server1, client1))) = (before, cpu()) {
-                #[allow(clippy::cast_precision_loss)]
-                let per = |d: Duration| d.as_secs_f64() * 1e9 / delivered.max(1) as f64;
-                let (server, client) = (
-                    per(server1.saturating_sub(server0)),
-                    per(client1.saturating_sub(client0)),
-                );
-                println!(
-                    "{name:9} cpu         {server:>7.0} ns server, {client:>7.0} ns load generator, per delivery"
-                );
-                result.insert(format!("{key}_server_cpu_ns"), json!(server));
-                result.insert(format!("{key}_client_cpu_ns"), json!(client));
-            }
+            meter.report(name, key, "delivery", delivered, result);
         }
-        Err(error) => failed(name, key, &error, result),
+        Err(error) => stats::failed(name, key, &error, result),
     }
 }
 
@@ -359,6 +385,6 @@ async fn idle(
             result.insert("idle_rss_kib".into(), json!(rss));
             result.insert("idle_kib_per_connection".into(), json!(per_conn));
         }
-        Err(error) => failed(name, "idle", &error, result),
+        Err(error) => stats::failed(name, "idle", &error, result),
     }
 }

@@ -58,6 +58,20 @@ pub(crate) fn print_latency(name: &str, workload: &str, summary: &Summary, note:
     );
 }
 
+/// Reports a workload that failed, on stdout and as `<scenario>_error` in `result`.
+pub(crate) fn failed(
+    name: &str,
+    scenario: &str,
+    error: &anyhow::Error,
+    result: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    println!("{name:9} {scenario:11} FAILED: {error:#}");
+    result.insert(
+        format!("{scenario}_error"),
+        serde_json::json!(format!("{error:#}")),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
