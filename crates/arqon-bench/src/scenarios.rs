@@ -71,6 +71,12 @@ impl Profile {
     };
 }
 
+/// A number per run, so no two runs of a workload share a room (nor its history).
+fn next_run() -> u64 {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
     *BASE.get_or_init(Instant::now)
@@ -144,7 +150,8 @@ pub(crate) async fn pubsub_latency(
     target: &Target,
     profile: Profile,
 ) -> anyhow::Result<(Summary, f64)> {
-    let room = "bench-latency";
+    let room = format!("bench-latency-{}", next_run());
+    let room = room.as_str();
     let (mut publisher, subscribers) =
         room_with_subscribers(target, room, profile.subscribers).await?;
     let total = usize::try_from(u64::from(profile.publish_rate) * profile.publish_secs)?;
@@ -166,6 +173,7 @@ pub(crate) async fn pubsub_latency(
                     _ => break,
                 }
             }
+            conn.close().await;
             samples
         })
     });
@@ -201,7 +209,7 @@ pub(crate) async fn throughput(
     profile: Profile,
     fanout: usize,
 ) -> anyhow::Result<(f64, f64, u64)> {
-    let room = format!("bench-throughput-{fanout}");
+    let room = format!("bench-throughput-{fanout}-{}", next_run());
     let room = room.as_str();
     let (mut publisher, subscribers) = room_with_subscribers(target, room, fanout).await?;
     let started = Instant::now();
@@ -217,6 +225,8 @@ pub(crate) async fn throughput(
                     count += 1;
                     last = Instant::now();
                 }
+                // Leave, so a later run in the same room does not deliver to this one too.
+                conn.close().await;
                 (count, last)
             })
         })

@@ -521,6 +521,9 @@ pub struct TelemetryConfig {
     /// publishes whose client sent no `traceparent` (a client's sampled flag is followed). Publishes
     /// refused with an error or blocked by a policy are always traced.
     pub trace_sample_ratio: f64,
+    /// While exporting: at most this many publishes a second traced by that decision (sampled
+    /// client traces included; errors and policy blocks not counted); 0 for no limit.
+    pub trace_sample_max_per_sec: u32,
     /// Serve Prometheus metrics on `/metrics`.
     pub metrics: bool,
 }
@@ -532,6 +535,7 @@ impl Default for TelemetryConfig {
             log_level: "info".to_owned(),
             otlp_endpoint: None,
             trace_sample_ratio: 0.01,
+            trace_sample_max_per_sec: 100,
             metrics: true,
         }
     }

@@ -5,6 +5,12 @@
 //! does); otherwise a fixed share of publishes is kept, chosen by a deterministic draw from the
 //! session and request numbers. A publish the head decision dropped is still kept when it ends
 //! in an error or a policy block: those are the traces an operator looks for.
+//!
+//! A ratio alone lets the tracing cost grow with the load, so the head decisions that keep a
+//! publish (parent or ratio) also spend a token of a per-node [`TraceBudget`]: at most so many
+//! traced publishes a second. Errors and blocks do not spend it.
+
+use crate::limits::{Rate, TokenBucket};
 
 /// Why a publish's spans were built (the `reason` label of `arqonbus.shield.traces_sampled`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +98,32 @@ impl TraceSampler {
     }
 }
 
+/// At most `max_per_sec` publishes a second traced by the head decision (a burst of as many).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceBudget(Option<TokenBucket>);
+
+impl TraceBudget {
+    /// A full budget at `now_us`; `max_per_sec` 0 sets no limit.
+    pub fn new(max_per_sec: u32, now_us: u64) -> Self {
+        Self((max_per_sec > 0).then(|| {
+            TokenBucket::new(
+                Rate {
+                    per_sec: max_per_sec,
+                    burst: max_per_sec,
+                },
+                now_us,
+            )
+        }))
+    }
+
+    /// Whether one more publish may be traced at `now_us` (spending a token when it may).
+    pub fn admit(&mut self, now_us: u64) -> bool {
+        self.0
+            .as_mut()
+            .is_none_or(|bucket| bucket.try_take(now_us).is_ok())
+    }
+}
+
 /// A well-mixed 64-bit number from a publish's session and request (splitmix64 of their mix):
 /// consecutive requests of one session draw independently, and the same pair always draws the same.
 pub fn draw(session: u64, request: u64) -> u64 {
@@ -145,6 +177,22 @@ mod tests {
         assert_eq!(TraceSampler::tail(Outcome::Refused), Some(Kept::Error));
         assert_eq!(TraceSampler::tail(Outcome::Blocked), Some(Kept::Policy));
         assert_eq!(TraceSampler::tail(Outcome::Published), None);
+    }
+
+    // AC-OBS-12
+    #[test]
+    fn the_budget_caps_traced_publishes_a_second() {
+        const SEC: u64 = 1_000_000;
+        let mut budget = TraceBudget::new(3, 0);
+        let admitted = (0..10).filter(|i| budget.admit(i * 1000)).count();
+        assert_eq!(admitted, 3, "a burst of the rate, then none");
+        assert!(
+            budget.admit(SEC / 3 + 10_000),
+            "a token back a third of a second later"
+        );
+        assert!(!budget.admit(SEC / 3 + 20_000));
+        let mut unlimited = TraceBudget::new(0, 0);
+        assert!((0..10_000).all(|i| unlimited.admit(i)));
     }
 
     #[test]

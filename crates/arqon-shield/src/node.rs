@@ -161,6 +161,22 @@ pub async fn connect_spine(config: &Config) -> Result<Arc<dyn Spine>, ShieldErro
     })
 }
 
+/// The node's metrics, with the trace sampler and its budget when traces are exported.
+fn metrics_for(config: &Config, now: u64) -> Metrics {
+    let mut metrics = Metrics::default();
+    // Sampling applies to exported traces; spans built for `debug` logs are never sampled.
+    if config.telemetry.otlp_endpoint.is_some() {
+        let telemetry = &config.telemetry;
+        metrics.obs.sampler = Some(arqon_core::sampling::TraceSampler::new(
+            telemetry.trace_sample_ratio,
+        ));
+        metrics.obs.trace_budget = std::sync::Mutex::new(Some(
+            arqon_core::sampling::TraceBudget::new(telemetry.trace_sample_max_per_sec, now),
+        ));
+    }
+    metrics
+}
+
 /// A running Shield node.
 pub struct Node {
     shared: Arc<Shared>,
@@ -205,13 +221,7 @@ impl Node {
         let verifier = load_verifier(&config)?;
         let now = now_us();
         let max_frame = config.limits.max_frame.as_usize();
-        let mut metrics = Metrics::default();
-        // Sampling applies to exported traces; spans built for `debug` logs are never sampled.
-        metrics.obs.sampler =
-            config.telemetry.otlp_endpoint.as_ref().map(|_| {
-                arqon_core::sampling::TraceSampler::new(config.telemetry.trace_sample_ratio)
-            });
-        let metrics = Arc::new(metrics);
+        let metrics = Arc::new(metrics_for(&config, now));
         let (drain, _) = watch::channel(None);
         let governance =
             Arc::new(Governance::start(&config, Arc::clone(&spine), Arc::clone(&metrics)).await?);

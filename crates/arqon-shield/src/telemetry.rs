@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arqon_core::sampling::{Kept, TraceSampler};
+use arqon_core::sampling::{Kept, TraceBudget, TraceSampler};
 use arqon_core::session::{ErrorCode, PolicyVerdict};
 use arqon_spine::{Headers, Message, TRACEPARENT, TRACESTATE};
 use tracing::Span;
@@ -125,6 +125,8 @@ pub struct Observability {
     /// While traces are exported: which publishes get the message path's spans (none: every one
     /// does, when spans are on at all).
     pub sampler: Option<TraceSampler>,
+    /// The per-second cap on what the sampler keeps.
+    pub trace_budget: Mutex<Option<TraceBudget>>,
     /// `arqonbus.shield.traces_sampled{reason}`: publishes whose spans were built, by why.
     pub traces_sampled: LabelledCounter,
 }
@@ -170,6 +172,15 @@ impl Observability {
             Some(sampler) => sampler.head(parent, session, request)?,
             None => return Some(Kept::Ratio),
         };
+        // Locked only for the publishes the head decision keeps. A poisoned lock keeps nothing.
+        let admitted = self.trace_budget.lock().is_ok_and(|mut budget| {
+            budget
+                .as_mut()
+                .is_none_or(|budget| budget.admit(crate::clock::now_us()))
+        });
+        if !admitted {
+            return None;
+        }
         self.traces_sampled.inc(kept.as_str());
         Some(kept)
     }

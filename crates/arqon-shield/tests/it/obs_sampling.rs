@@ -161,3 +161,37 @@ fn judge(spans: &[arqon_testkit::ReceivedSpan]) {
     );
     assert_eq!(receives[0].trace_id, SAMPLED_TRACE);
 }
+
+// AC-OBS-12
+#[tokio::test]
+async fn the_per_second_budget_caps_what_the_ratio_keeps() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let _exporting = support::export_to(&receiver);
+    let mut config = support::config();
+    config.telemetry.otlp_endpoint = Some(receiver.url().to_owned());
+    config.telemetry.trace_sample_ratio = 1.0;
+    config.telemetry.trace_sample_max_per_sec = 3;
+    let node = support::start(config).await;
+    let (mut alice, _) = connect(&node, &token("t1", "alice", 300)).await;
+    alice.join("lobby").await;
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        let id = alice.publish("lobby", b"clean").await;
+        alice.expect_ack(&id).await;
+    }
+    // A burst of three, then one more for each third of a second the ten publishes took.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let refills = (started.elapsed().as_secs_f64() * 3.0).ceil() as u64;
+    let (_, metrics) = support::http_get(&node, "/metrics").await;
+    let kept: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("arqonbus_shield_traces_sampled{reason=\"ratio\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("traces_sampled{ratio} on /metrics");
+    assert!(
+        (3..=(3 + refills).min(10)).contains(&kept),
+        "kept {kept} of 10 with a budget of 3/s over {refills} refills"
+    );
+    drop(alice);
+    node.shutdown().await;
+}
