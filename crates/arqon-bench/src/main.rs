@@ -258,6 +258,11 @@ async fn measure(
     chosen: &Chosen,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut result = serde_json::Map::new();
+    // First, on the fresh process: later workloads free memory that new connections would reuse,
+    // and RSS growth would then undercount them.
+    if chosen.runs("idle") {
+        idle(target, proc, profile, &mut result).await;
+    }
     if chosen.runs("connect") || chosen.runs("storm") {
         connects(target, proc, profile, chosen, &mut result).await;
     }
@@ -273,9 +278,6 @@ async fn measure(
             };
             throughput(target, proc, profile, *fanout, &key, &mut result).await;
         }
-    }
-    if chosen.runs("idle") {
-        idle(target, proc, profile, &mut result).await;
     }
     result
 }
