@@ -85,22 +85,25 @@ struct Driver {
     session_id: String,
     outbox: Outbox,
     next_tick_us: Option<u64>,
-    current: Option<Current>,
+    /// Boxed: it outlives its frame, and inline it would grow every idle session's task.
+    current: Option<Box<Current>>,
     requests: u64,
     sent: u64,
     close_code: Option<u16>,
     /// The token's `role` claim (governance forwards it).
     role: &'static str,
     /// A governance body read from the current frame, forwarded once the machine stepped it.
-    governance: Option<arqon_proto::GovernanceCommand>,
+    /// Boxed, as `held`: rare, and inline they would grow every idle session's task.
+    governance: Option<Box<arqon_proto::GovernanceCommand>>,
     /// A history page read for the machine, held until it decides what to send.
-    held: Option<crate::history::Held>,
+    held: Option<Box<crate::history::Held>>,
     /// The publish just sent, until its ack is queued behind its store receipt.
     unstored: Option<(u64, arqon_spine::Receipt)>,
     /// A publish the spine refused at once: the error answered it, so no ack follows.
     refused: Option<u64>,
     /// Acks waiting for their publishes to be stored, in publish order.
-    storing: FuturesOrdered<BoxFuture<'static, Storing>>,
+    /// Made at the first publish that waits: an idle session holds no queue.
+    storing: Option<FuturesOrdered<BoxFuture<'static, Storing>>>,
     /// The current publish, when the trace sampler dropped it: its spans are made late only if it
     /// ends in an error or a policy block.
     untraced: Option<Untraced>,
@@ -151,7 +154,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         held: None,
         unstored: None,
         refused: None,
-        storing: FuturesOrdered::new(),
+        storing: None,
         untraced: None,
     };
     // On the tenant's gov.down before the Welcome goes out, so nothing sent after it is missed.
@@ -223,7 +226,7 @@ async fn serve(
                 armed = None;
                 Box::pin(driver.step(SessionEvent::Tick { now_us: now_us() })).await;
             }
-            Some(done) = driver.storing.next(), if !driver.storing.is_empty() => driver.stored(done),
+            Some(done) = driver.next_stored(), if driver.storing_any() => driver.stored(done),
             drops = slow.wait() => {
                 for _ in 0..drops {
                     Box::pin(driver.step(SessionEvent::SlowConsumer)).await;
@@ -379,15 +382,17 @@ impl Driver {
                 inc(&self.shared.metrics.protocol_errors);
                 tracing::debug!(session = %self.session_id, kind = error.kind(), "frame refused");
                 // The header, when it can still be read, lets the refusal answer its request.
-                self.current = arqon_proto::refused_header(frame, limits).map(|header| Current {
-                    request,
-                    header,
-                    publish: None,
-                    nonce: 0,
-                    presence_meta: None,
-                    presence_page: (0, None),
-                    refusal: Some(error.to_string()),
-                    history: None,
+                self.current = arqon_proto::refused_header(frame, limits).map(|header| {
+                    Box::new(Current {
+                        request,
+                        header,
+                        publish: None,
+                        nonce: 0,
+                        presence_meta: None,
+                        presence_page: (0, None),
+                        refusal: Some(error.to_string()),
+                        history: None,
+                    })
                 });
                 SessionEvent::ProtocolError {
                     code: protocol_code(&error),
@@ -476,12 +481,12 @@ impl Driver {
             }
             ClientCommand::Governance(body) => {
                 // The Brain's control plane authorizes it and answers; the Shield only forwards.
-                self.governance = Some(body);
+                self.governance = Some(Box::new(body));
                 SessionEvent::Governance { request, now_us }
             }
             ClientCommand::Refresh { token } => self.refresh_event(&token, request, now_us),
         };
-        self.current = Some(current);
+        self.current = Some(Box::new(current));
         event
     }
 
@@ -536,7 +541,7 @@ impl Driver {
         };
         // Stored already (the embedded spine, a tenant without history) and nothing before it
         // waits: answer now.
-        if self.storing.is_empty()
+        if !self.storing_any()
             && let Some(result) = futures_util::FutureExt::now_or_never(&mut receipt)
         {
             match result {
@@ -560,15 +565,16 @@ impl Driver {
             "the message could not be stored".to_owned(),
             0,
         ));
-        self.storing.push_back(Box::pin(async move {
+        let storing = self.storing.get_or_insert_with(FuturesOrdered::new);
+        storing.push_back(Box::pin(async move {
             Storing {
                 result: receipt.await,
                 ack,
                 error,
             }
         }));
-        if self.storing.len() > MAX_STORING
-            && let Some(done) = self.storing.next().await
+        if storing.len() > MAX_STORING
+            && let Some(done) = self.next_stored().await
         {
             self.stored(done);
         }
@@ -576,7 +582,7 @@ impl Driver {
 
     fn current_for(&self, request: Option<u64>) -> Option<&Current> {
         self.current
-            .as_ref()
+            .as_deref()
             .filter(|current| request == Some(current.request))
     }
 
@@ -778,7 +784,7 @@ impl Driver {
                 full,
             } => self.send_presence(&room, request, full),
             SessionEffect::ForwardGovernance { .. } => {
-                if let Some(body) = self.governance.take() {
+                if let Some(body) = self.governance.take().map(|body| *body) {
                     self.forward_governance(body).await;
                 }
             }

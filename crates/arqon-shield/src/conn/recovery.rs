@@ -91,11 +91,11 @@ impl Driver {
         .await;
         let read = page.as_ref().map(|page| page.read.clone());
         let available = page.is_some();
-        self.held = Some(crate::history::Held {
+        self.held = Some(Box::new(crate::history::Held {
             room: room.clone(),
             request,
             page,
-        });
+        }));
         if recovering {
             SessionEvent::HistoryRead {
                 room,

@@ -25,10 +25,22 @@ impl Driver {
         }
     }
 
+    /// Whether any publish still waits for its store receipt.
+    pub(super) fn storing_any(&self) -> bool {
+        self.storing
+            .as_ref()
+            .is_some_and(|storing| !storing.is_empty())
+    }
+
+    /// The next store receipt, in publish order (`None` when none waits).
+    pub(super) async fn next_stored(&mut self) -> Option<Storing> {
+        self.storing.as_mut()?.next().await
+    }
+
     /// Sends the answers of publishes still being stored, waiting a little for them.
     pub(super) async fn settle(&mut self) {
-        while !self.storing.is_empty() {
-            match tokio::time::timeout(WRITER_GRACE, self.storing.next()).await {
+        while self.storing_any() {
+            match tokio::time::timeout(WRITER_GRACE, self.next_stored()).await {
                 Ok(Some(done)) => self.stored(done),
                 _ => return,
             }
