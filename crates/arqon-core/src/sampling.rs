@@ -88,6 +88,13 @@ impl TraceSampler {
         }
     }
 
+    /// Whether a message taken off the spine gets its receive spans: only when its publisher's
+    /// `traceparent` (`parent`: its sampled flag, when the message carried a valid one) says it was
+    /// traced, so a receiving node follows the publishing node's decision.
+    pub fn receive(parent: Option<bool>) -> bool {
+        parent == Some(true)
+    }
+
     /// Whether a publish the head decision dropped is kept after all, for how it ended.
     pub fn tail(outcome: Outcome) -> Option<Kept> {
         match outcome {
@@ -169,6 +176,14 @@ mod tests {
         assert!((0..1000).all(|r| all.head(None, 3, r) == Some(Kept::Ratio)));
         assert_eq!(TraceSampler::new(f64::NAN), none);
         assert_eq!(TraceSampler::new(7.0), all);
+    }
+
+    // AC-OBS-10
+    #[test]
+    fn a_receiver_follows_the_publishers_decision() {
+        assert!(TraceSampler::receive(Some(true)));
+        assert!(!TraceSampler::receive(Some(false)));
+        assert!(!TraceSampler::receive(None));
     }
 
     // AC-OBS-11

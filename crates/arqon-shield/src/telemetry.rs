@@ -189,11 +189,13 @@ impl Observability {
     /// (when spans are on); with one, only when its `traceparent` says the publisher sampled it.
     pub fn receive_sampled(&self, message: &Message) -> bool {
         self.sampler.is_none()
-            || message
-                .headers
-                .get(TRACEPARENT)
-                .and_then(TraceParent::parse)
-                .is_some_and(|parent| parent.flags & 1 == 1)
+            || TraceSampler::receive(
+                message
+                    .headers
+                    .get(TRACEPARENT)
+                    .and_then(TraceParent::parse)
+                    .map(|parent| parent.sampled()),
+            )
     }
 
     /// A presence join handed to the Brain.

@@ -65,6 +65,11 @@ impl TraceParent {
         })
     }
 
+    /// Whether the sender sampled this trace (flags bit 0).
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
     /// The trace id as 32 lower-case hex digits.
     pub fn trace_id_hex(&self) -> String {
         hex(&self.trace_id)

@@ -28,7 +28,7 @@ impl Driver {
             .map(|trace| (trace.traceparent.as_str(), trace.tracestate.as_str()));
         let parent = client
             .and_then(|(traceparent, _)| crate::telemetry::TraceParent::parse(traceparent))
-            .map(|parent| parent.flags & 1 == 1);
+            .map(|parent| parent.sampled());
         let obs = &self.shared.metrics.obs;
         if obs
             .sample(parent, self.identity.session, *request)
