@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -128,7 +128,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         identity_guard,
     } = accepted;
     let (sink, mut stream) = socket.split();
-    let (queue, outbound) = mpsc::channel(shared.settings.outbound_queue);
+    let (queue, outbound) = flume::bounded(shared.settings.outbound_queue);
     let slow = Arc::new(SlowSignal::default());
     let (close_tx, close_rx) = oneshot::channel();
     let mut writer = tokio::spawn(write_loop(sink, outbound, close_rx));

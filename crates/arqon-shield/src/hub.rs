@@ -20,7 +20,7 @@ use arqon_core::subject::{Subject, SubjectKind};
 use arqon_proto::names::{RoomName, TenantId};
 use arqon_spine::{HistoryQuery, Message, Spine, SpineError, Stored};
 use bytes::Bytes;
-use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use crate::metrics::{Metrics, dec, inc};
@@ -53,7 +53,7 @@ impl SlowSignal {
 /// One local member's outbound side.
 #[derive(Clone, Debug)]
 pub(crate) struct Outbox {
-    pub(crate) queue: mpsc::Sender<Bytes>,
+    pub(crate) queue: flume::Sender<Bytes>,
     pub(crate) slow: Arc<SlowSignal>,
 }
 
@@ -62,12 +62,12 @@ impl Outbox {
     pub(crate) fn offer(&self, frame: Bytes, metrics: &Metrics) -> bool {
         match self.queue.try_send(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Full(_)) => {
                 inc(&metrics.dropped_slow);
                 self.slow.raise();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(flume::TrySendError::Disconnected(_)) => false,
         }
     }
 }
@@ -242,7 +242,7 @@ impl Hub {
                 continue;
             }
             for (offset, frame) in held {
-                if after(offset) && queue.send(frame).await.is_err() {
+                if after(offset) && queue.send_async(frame).await.is_err() {
                     return;
                 }
                 inc(&self.metrics.delivered);

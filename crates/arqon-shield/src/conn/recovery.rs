@@ -163,7 +163,7 @@ impl Driver {
 
     /// Queues a frame, waiting for room (bounded): history goes out whole or the client is slow.
     pub(super) async fn send_waiting(&mut self, frame: Bytes) -> bool {
-        match tokio::time::timeout(HISTORY_SEND_WAIT, self.outbox.queue.send(frame)).await {
+        match tokio::time::timeout(HISTORY_SEND_WAIT, self.outbox.queue.send_async(frame)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
