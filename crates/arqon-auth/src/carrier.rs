@@ -4,6 +4,10 @@ use crate::AuthError;
 
 /// The protocol a browser offers, and that the server echoes in `Sec-WebSocket-Protocol`.
 pub const SUBPROTOCOL: &str = "arqon.v1";
+/// The protocol a client offers to take batch frames (`specs/protocol.md`, "Batch frames"): arqon.v1
+/// whose server may send several envelopes in one frame. The server echoes it when it will; it
+/// also stands for [`SUBPROTOCOL`] beside a `bearer.` entry.
+pub const SUBPROTOCOL_BATCH: &str = arqon_proto::batch::SUBPROTOCOL;
 /// The prefix of the subprotocol entry that carries the token: `bearer.<token>`.
 pub const SUBPROTOCOL_TOKEN_PREFIX: &str = "bearer.";
 
@@ -62,7 +66,7 @@ pub fn extract_token<'a>(
     let mut offers_arqon = false;
     let mut token = None;
     for entry in protocols.split(',').map(str::trim) {
-        if entry == SUBPROTOCOL {
+        if entry == SUBPROTOCOL || entry == SUBPROTOCOL_BATCH {
             offers_arqon = true;
         } else if let Some(rest) = entry.strip_prefix(SUBPROTOCOL_TOKEN_PREFIX) {
             token = Some(rest);

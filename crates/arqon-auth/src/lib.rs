@@ -19,7 +19,10 @@ mod jwks;
 mod ring_rs256;
 mod verify;
 
-pub use carrier::{Carrier, PresentedToken, SUBPROTOCOL, SUBPROTOCOL_TOKEN_PREFIX, extract_token};
+pub use carrier::{
+    Carrier, PresentedToken, SUBPROTOCOL, SUBPROTOCOL_BATCH, SUBPROTOCOL_TOKEN_PREFIX,
+    extract_token,
+};
 pub use claims::{Claims, DEV_AUDIENCE, DEV_ISSUER, Role};
 pub use dev::{DEFAULT_DEV_KEYS_DIR, DevKeyError, DevKeys, JWKS_FILE, PRIVATE_KEY_FILE};
 pub use error::{AuthError, RefreshError};

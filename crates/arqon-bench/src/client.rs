@@ -63,6 +63,11 @@ impl Conn {
                 "authorization",
                 HeaderValue::from_str(&format!("Bearer {token}"))?,
             );
+            // As the SDKs do: take batch frames (several envelopes in one frame).
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static(arqon_proto::batch::SUBPROTOCOL),
+            );
         }
         // Nagle off, as browsers and the SDKs do: a small publish leaves at once.
         let connect = tokio_tungstenite::connect_async_with_config(request, None, true);
@@ -227,20 +232,35 @@ async fn read_arqon(
         let Ok(envelope) = Envelope::decode(data) else {
             continue;
         };
-        match envelope.body {
-            Some(Body::Welcome(_)) => {
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(());
-                }
+        if let Some(Body::Batch(batch)) = envelope.body {
+            for envelope in batch.envelopes {
+                on_arqon(envelope.body, &mut ready, &deliveries, &replies);
             }
-            Some(Body::Message(message)) => {
-                let _ = deliveries.send(message.payload);
-            }
-            Some(Body::Ack(_) | Body::Error(_)) => {
-                let _ = replies.send(());
-            }
-            _ => {}
+        } else {
+            on_arqon(envelope.body, &mut ready, &deliveries, &replies);
         }
+    }
+}
+
+fn on_arqon(
+    body: Option<Body>,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    deliveries: &mpsc::UnboundedSender<Bytes>,
+    replies: &mpsc::UnboundedSender<()>,
+) {
+    match body {
+        Some(Body::Welcome(_)) => {
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(());
+            }
+        }
+        Some(Body::Message(message)) => {
+            let _ = deliveries.send(message.payload);
+        }
+        Some(Body::Ack(_) | Body::Error(_)) => {
+            let _ = replies.send(());
+        }
+        _ => {}
     }
 }
 

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arqon_core::governance::data_plane::{DataPlaneAgent, DataPlaneEffect};
 use arqon_core::history::RoomCursor;
 use arqon_proto::v1::{self, Envelope, Header, envelope::Body};
-use arqon_proto::{GovernanceCommand, PROTOCOL_VERSION, encode_envelope};
+use arqon_proto::{GovernanceCommand, PROTOCOL_VERSION, batch, encode_envelope};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
@@ -517,6 +517,8 @@ struct Connection {
     socket: Socket,
     session_id: String,
     heartbeat: Duration,
+    /// Envelopes that came behind the `Welcome` in its batch frame, handled before any other.
+    early: Vec<Envelope>,
 }
 
 /// Why one connection attempt failed.
@@ -568,6 +570,11 @@ impl Connection {
         let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| OpenError::other("token is not ASCII"))?;
         request.headers_mut().insert("authorization", bearer);
+        // Take batch frames: what the node queued for this client together comes in one frame.
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(arqon_proto::batch::SUBPROTOCOL),
+        );
         let (mut socket, _) =
             // Nagle off: a small publish leaves at once.
             tokio_tungstenite::connect_async_with_config(request, None, true)
@@ -587,13 +594,20 @@ impl Connection {
             match socket.next().await {
                 Some(Ok(WsMessage::Binary(bytes))) => {
                     let envelope = Envelope::decode(bytes).map_err(OpenError::other)?;
-                    if let Some(Body::Welcome(welcome)) = envelope.body {
+                    let mut envelopes = batch::unpack(envelope).into_iter();
+                    let welcome = envelopes.by_ref().find_map(|envelope| match envelope.body {
+                        Some(Body::Welcome(welcome)) => Some(welcome),
+                        _ => None,
+                    });
+                    if let Some(welcome) = welcome {
                         return Ok(Self {
                             socket,
                             session_id: welcome.session_id,
                             heartbeat: Duration::from_millis(
                                 u64::from(welcome.heartbeat_interval_ms).max(100),
                             ),
+                            // What the node sent right behind the Welcome, in the same frame.
+                            early: envelopes.collect(),
                         });
                     }
                 }
@@ -777,8 +791,16 @@ impl Runner {
         let Connection {
             mut socket,
             heartbeat,
+            early,
             ..
         } = open;
+        for envelope in early {
+            if let Some(wait) = self.receive(envelope) {
+                self.reconnect.server_asked(Some(wait));
+                let _ = socket.close(None).await;
+                return true;
+            }
+        }
         let rooms: Vec<(String, v1::Position)> = self
             .rooms
             .iter()
@@ -824,16 +846,14 @@ impl Runner {
                 }
                 frame = socket.next() => match frame {
                     Some(Ok(WsMessage::Binary(bytes))) => {
-                        if let Ok(envelope) = Envelope::decode(bytes) {
-                            if let Some(Body::Drain(drain)) = &envelope.body {
-                                // The node is going away: leave now, come back after its hint.
-                                let hint = u64::from(drain.reconnect_after_ms);
-                                self.reconnect.server_asked(Some(Duration::from_millis(hint)));
+                        let Ok(envelope) = Envelope::decode(bytes) else {
+                            continue;
+                        };
+                        for envelope in batch::unpack(envelope) {
+                            if let Some(wait) = self.receive(envelope) {
+                                self.reconnect.server_asked(Some(wait));
                                 let _ = socket.close(None).await;
                                 return true;
-                            }
-                            if let Some(event) = self.dispatch(envelope) {
-                                self.emit(event);
                             }
                         }
                     }
@@ -842,6 +862,18 @@ impl Runner {
                 },
             }
         }
+    }
+
+    /// Handles one received envelope; `Some(wait)` when it is a `Drain`: the node is going away, so
+    /// the connection is left now and the next one is tried after the node's hint.
+    fn receive(&mut self, envelope: Envelope) -> Option<Duration> {
+        if let Some(Body::Drain(drain)) = &envelope.body {
+            return Some(Duration::from_millis(u64::from(drain.reconnect_after_ms)));
+        }
+        if let Some(event) = self.dispatch(envelope) {
+            self.emit(event);
+        }
+        None
     }
 
     /// The event an envelope makes for the app, if any (answers go to their callers).

@@ -364,6 +364,7 @@ pub fn body_name(body: &Body) -> &'static str {
         Body::HistoryRequest(_) => "history_request",
         Body::Recovery(_) => "recovery",
         Body::HistoryPage(_) => "history_page",
+        Body::Batch(_) => "batch",
         Body::Leave(_) => "leave",
         Body::Publish(_) => "publish",
         Body::Heartbeat(_) => "heartbeat",
@@ -718,6 +719,7 @@ fn client_command(body: Body, limits: &FrameLimits) -> Result<ClientCommand, Pro
         body @ (Body::Welcome(_)
         | Body::Recovery(_)
         | Body::HistoryPage(_)
+        | Body::Batch(_)
         | Body::Message(_)
         | Body::PresenceUpdate(_)
         | Body::PresenceLeave(_)

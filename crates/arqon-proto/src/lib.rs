@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+pub mod batch;
 pub mod close;
 mod contract;
 pub mod decode;

@@ -308,6 +308,7 @@ into_body!(
     Welcome,
     Recovery,
     HistoryPage,
+    Batch,
     Message,
     PresenceUpdate,
     PresenceLeave,

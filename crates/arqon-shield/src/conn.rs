@@ -60,6 +60,8 @@ pub(crate) struct Accepted {
     pub(crate) effects: Vec<SessionEffect>,
     pub(crate) slot: SlotGuard,
     pub(crate) identity_guard: IdentityGuard,
+    /// The client offered `arqon.v1.batch`: the writer may send several envelopes in one frame.
+    pub(crate) batch: bool,
 }
 
 /// The frame being handled, kept so replies can echo its ids and a publish can carry its payload.
@@ -126,12 +128,14 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         effects,
         slot,
         identity_guard,
+        batch,
     } = accepted;
     let (sink, mut stream) = socket.split();
     let (queue, outbound) = flume::bounded(shared.settings.outbound_queue);
     let slow = Arc::new(SlowSignal::default());
     let (close_tx, close_rx) = oneshot::channel();
-    let mut writer = tokio::spawn(write_loop(sink, outbound, close_rx));
+    let batch = batch.then(|| Arc::clone(&shared.metrics));
+    let mut writer = tokio::spawn(write_loop(sink, outbound, close_rx, batch));
     inc(&shared.metrics.connections_open);
     inc(&shared.metrics.connections_accepted);
     let mut drain = shared.drain.subscribe();

@@ -68,6 +68,8 @@ metrics! {
     publish_failures: "counter", "`arqonbus.shield.publish_failures`: spine publishes that failed";
     policy_blocked: "counter", "`arqonbus.shield.policy_blocked`: publishes blocked by the policy chain";
     delivered: "counter", "`arqonbus.shield.delivered`: envelopes queued to local sockets";
+    batch_frames: "counter", "`arqonbus.shield.batch_frames`: batch frames sent to clients that offered arqon.v1.batch";
+    batched_envelopes: "counter", "`arqonbus.shield.batched_envelopes`: envelopes sent inside batch frames";
     dropped_slow: "counter", "`arqonbus.shield.dropped_slow`: envelopes dropped because a socket's queue was full";
     rooms_subscribed: "gauge", "`arqonbus.shield.rooms_subscribed`: spine room subscriptions held by this node";
     refreshes: "counter", "`arqonbus.shield.refreshes`: in-band refresh tokens that verified";

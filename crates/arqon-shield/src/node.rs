@@ -510,6 +510,11 @@ async fn socket(
         (Some(SessionEffect::AcceptUpgrade), Some(identity)) => {
             let max_frame = shared.settings.frame_limits.max_frame_bytes;
             shared.metrics.obs.connected(identity.tenant.as_str());
+            // A client that offers `arqon.v1.batch` takes batch frames; it is echoed first.
+            let upgrade =
+                upgrade.protocols([arqon_auth::SUBPROTOCOL_BATCH, arqon_auth::SUBPROTOCOL]);
+            let batch = upgrade.selected_protocol().map(HeaderValue::as_bytes)
+                == Some(arqon_auth::SUBPROTOCOL_BATCH.as_bytes());
             let accepted = Accepted {
                 identity,
                 role,
@@ -517,10 +522,10 @@ async fn socket(
                 effects: effects.collect(),
                 slot,
                 identity_guard,
+                batch,
             };
             let driver = Arc::clone(&shared);
             upgrade
-                .protocols([arqon_auth::SUBPROTOCOL])
                 .max_message_size(max_frame)
                 .max_frame_size(max_frame)
                 .read_buffer_size(READ_BUFFER_BYTES)

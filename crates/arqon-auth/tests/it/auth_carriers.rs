@@ -35,6 +35,12 @@ fn ac_auth_13_bearer_header_and_subprotocol_carriers() {
         Some("arqon.v1, bearer.abc.def.ghi"),
         Ok(("abc.def.ghi", Proto)),
     );
+    // A browser that takes batch frames offers `arqon.v1.batch` instead (AC-PROTOCOL-19).
+    check(
+        None,
+        Some("arqon.v1.batch, bearer.abc.def.ghi"),
+        Ok(("abc.def.ghi", Proto)),
+    );
     check(
         None,
         Some("bearer.abc.def.ghi,arqon.v1"),

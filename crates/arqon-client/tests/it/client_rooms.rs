@@ -201,3 +201,49 @@ async fn a_joiner_gets_the_rooms_member_list_as_a_snapshot_naming_who_was_there(
         assert!(users.iter().any(|u| u == "bob"), "{users:?}");
     }
 }
+
+// AC-SDK-14
+#[tokio::test]
+async fn ac_sdk_14_a_burst_arrives_in_batch_frames_and_every_message_comes_out_once_in_order() {
+    let keys = DevKeys::generate().unwrap();
+    let mut config = arqon_config::Config::dev_default();
+    config.node.listen = "127.0.0.1:0".parse().unwrap();
+    config.auth.jwks = Some(keys.to_jwks_json());
+    let rate = arqon_config::Rate {
+        per_sec: 100_000,
+        burst: 100_000,
+    };
+    config.limits.tenant_defaults.connection_publish = rate;
+    config.limits.tenant_defaults.tenant_publish = rate;
+    let node = Node::start(config).await.unwrap();
+    let mut reader = BusClient::connect(&node.socket_url(), &token(&keys, "reader"))
+        .await
+        .unwrap();
+    let writer = BusClient::connect(&node.socket_url(), &token(&keys, "writer"))
+        .await
+        .unwrap();
+    reader.join("burst").await.unwrap();
+    writer.join("burst").await.unwrap();
+    // 500 publishes in flight at once: the node queues them for the reader faster than one
+    // frame each can leave.
+    let sends = (0..500u32).map(|i| writer.publish("burst", i.to_string().into_bytes(), ""));
+    for sent in futures_util::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    let mut received = Vec::new();
+    while received.len() < 500 {
+        let (room, sender, payload) = message(&mut reader).await;
+        assert_eq!((room.as_str(), sender.as_str()), ("burst", "writer"));
+        received.push(String::from_utf8(payload).unwrap());
+    }
+    let expected: Vec<String> = (0..500u32).map(|i| i.to_string()).collect();
+    let mut sorted = received.clone();
+    sorted.sort_by_key(|p| p.parse::<u32>().unwrap());
+    assert_eq!(sorted, expected, "every message once");
+    // The node batched some of them, and the client unpacked every batch.
+    let metrics = node.metrics();
+    let batched = metrics
+        .batched_envelopes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(batched >= 2, "batched envelopes: {batched}");
+}

@@ -274,8 +274,9 @@ fn server_stamped_fields_are_dropped_and_restamped() {
 // AC-PROTOCOL-14
 #[test]
 fn server_only_bodies_from_a_client_are_refused() {
-    let bodies: [(Body, &str); 6] = [
+    let bodies: [(Body, &str); 7] = [
         (v1::Welcome::default().into(), "welcome"),
+        (v1::Batch::default().into(), "batch"),
         (v1::Message::default().into(), "message"),
         (v1::PresenceUpdate::default().into(), "presence_update"),
         (v1::PresenceLeave::default().into(), "presence_leave"),

@@ -389,6 +389,32 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
                 }
                 .into(),
             ),
+            // Several envelopes in one frame, as sent to a client of `arqon.v1.batch`
+            // (AC-PROTOCOL-18): a delivered message and an ack; the batch itself has no header.
+            (
+                "batch",
+                v1::Batch {
+                    envelopes: vec![
+                        Envelope {
+                            header: Some(header("m-0101")),
+                            body: Some(Body::Message(v1::Message {
+                                room: "general".into(),
+                                payload: Bytes::from_static(b"hi"),
+                                content_type: "text/plain".into(),
+                                offset: 1042,
+                                epoch: "j17f2a9c3e5b1d000".into(),
+                            })),
+                        },
+                        Envelope {
+                            header: Some(header("m-0102")),
+                            body: Some(Body::Ack(v1::Ack {
+                                acked_message_id: "m-0099".into(),
+                            })),
+                        },
+                    ],
+                }
+                .into(),
+            ),
         ];
     bodies
         .into_iter()
@@ -399,7 +425,7 @@ fn vectors() -> Vec<(&'static str, Envelope)> {
                 header.correlation_id.clear();
             }
             let envelope = Envelope {
-                header: Some(header),
+                header: (name != "batch").then_some(header),
                 body: Some(body),
             };
             (name, envelope)

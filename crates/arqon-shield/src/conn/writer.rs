@@ -1,5 +1,9 @@
 //! The writer task of a session: owns the socket's sink and drains the bounded outbound queue in
-//! bursts, one flush (one `send`) per burst.
+//! bursts, one flush (one `send`) per burst; to a client that offered `arqon.v1.batch`, a burst
+//! goes as batch frames (`arqon_proto::batch`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
@@ -7,12 +11,16 @@ use futures_util::SinkExt as _;
 use futures_util::stream::SplitSink;
 use tokio::sync::oneshot;
 
+use crate::metrics::Metrics;
+
 /// Writes queued frames until the queue closes or `close` fires; then sends the close frame with
-/// the code `close` carried, if any.
+/// the code `close` carried, if any. With `batch` (where batch frames are counted), each burst is
+/// packed into batch frames.
 pub(super) async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbound: flume::Receiver<Bytes>,
     mut close: oneshot::Receiver<Option<u16>>,
+    batch: Option<Arc<Metrics>>,
 ) {
     let code = loop {
         tokio::select! {
@@ -28,7 +36,7 @@ pub(super) async fn write_loop(
             }
             frame = outbound.recv_async() => match frame {
                 Ok(frame) => {
-                    if write_burst(&mut sink, frame, &outbound).await.is_err() {
+                    if write_burst(&mut sink, frame, &outbound, batch.as_ref()).await.is_err() {
                         return;
                     }
                 }
@@ -61,16 +69,16 @@ async fn write_burst(
     sink: &mut SplitSink<WebSocket, Message>,
     first: Bytes,
     outbound: &flume::Receiver<Bytes>,
+    batch: Option<&Arc<Metrics>>,
 ) -> Result<(), axum::Error> {
-    sink.feed(Message::Binary(first)).await?;
-    let mut written = 1;
+    let mut burst = Burst::new(batch);
+    burst.write(sink, first).await?;
     // The frames written since the last yield; `first` counts, so a burst always looks twice.
     let mut since_yield = 1;
-    while written < WRITE_BURST {
+    while burst.len < WRITE_BURST {
         for frame in outbound.drain() {
-            written += 1;
             since_yield += 1;
-            sink.feed(Message::Binary(frame)).await?;
+            burst.write(sink, frame).await?;
         }
         if since_yield == 0 {
             break;
@@ -78,5 +86,55 @@ async fn write_burst(
         since_yield = 0;
         tokio::task::yield_now().await;
     }
+    burst.finish(sink).await?;
     sink.flush().await
+}
+
+/// One burst's frames on their way to the sink: fed one by one, or held and packed into batch
+/// frames at the end.
+struct Burst<'a> {
+    len: usize,
+    /// `Some` when the client takes batch frames: the frames held, and where batches are counted.
+    held: Option<(Vec<Bytes>, &'a Metrics)>,
+}
+
+impl<'a> Burst<'a> {
+    fn new(batch: Option<&'a Arc<Metrics>>) -> Self {
+        Self {
+            len: 0,
+            held: batch.map(|metrics| (Vec::new(), metrics.as_ref())),
+        }
+    }
+
+    async fn write(
+        &mut self,
+        sink: &mut SplitSink<WebSocket, Message>,
+        frame: Bytes,
+    ) -> Result<(), axum::Error> {
+        self.len += 1;
+        match &mut self.held {
+            Some((held, _)) => {
+                held.push(frame);
+                Ok(())
+            }
+            None => sink.feed(Message::Binary(frame)).await,
+        }
+    }
+
+    async fn finish(self, sink: &mut SplitSink<WebSocket, Message>) -> Result<(), axum::Error> {
+        let Some((held, metrics)) = self.held else {
+            return Ok(());
+        };
+        let packed = arqon_proto::batch::pack(held);
+        metrics
+            .batch_frames
+            .fetch_add(packed.batches, Ordering::Relaxed);
+        metrics
+            .batched_envelopes
+            .fetch_add(packed.batched, Ordering::Relaxed);
+        for message in packed.messages {
+            sink.feed(Message::Binary(message)).await?;
+        }
+        Ok(())
+    }
 }

@@ -118,7 +118,13 @@ fn ac_aces_13_todays_golden_vectors_decode_with_the_old_contract() {
         let bytes = hex::decode(vector["hex"].as_str().unwrap()).unwrap();
         let old = DynamicMessage::decode(envelope.clone(), bytes.as_slice())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(old.has_field_by_name("header"), "{}", path.display());
+        if vector["body"] == "batch" {
+            // Newer than the old contract and sent only to a client that offered
+            // `arqon.v1.batch`: it decodes, to nothing the old contract knows.
+            assert_eq!(old.fields().count(), 0, "{}", path.display());
+        } else {
+            assert!(old.has_field_by_name("header"), "{}", path.display());
+        }
         decoded += 1;
     }
     assert!(decoded >= 30, "only {decoded} vectors");

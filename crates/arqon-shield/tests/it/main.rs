@@ -13,6 +13,7 @@ mod obs_sampling;
 mod obs_traces;
 mod policy_admin;
 mod shield_auth;
+mod shield_batch;
 mod shield_cluster;
 mod shield_lifecycle;
 mod shield_limits;

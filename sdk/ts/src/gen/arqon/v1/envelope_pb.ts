@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file arqon/v1/envelope.proto.
  */
 export const file_arqon_v1_envelope: GenFile = /*@__PURE__*/
-  fileDesc("ChdhcnFvbi92MS9lbnZlbG9wZS5wcm90bxIIYXJxb24udjEipAgKCEVudmVsb3BlEiAKBmhlYWRlchgBIAEoCzIQLmFycW9uLnYxLkhlYWRlchIeCgRqb2luGAogASgLMg4uYXJxb24udjEuSm9pbkgAEiAKBWxlYXZlGAsgASgLMg8uYXJxb24udjEuTGVhdmVIABIkCgdwdWJsaXNoGAwgASgLMhEuYXJxb24udjEuUHVibGlzaEgAEigKCWhlYXJ0YmVhdBgNIAEoCzITLmFycW9uLnYxLkhlYXJ0YmVhdEgAEh4KBHBpbmcYDiABKAsyDi5hcnFvbi52MS5QaW5nSAASHgoEcG9uZxgPIAEoCzIOLmFycW9uLnYxLlBvbmdIABIkCgdyZWZyZXNoGBAgASgLMhEuYXJxb24udjEuUmVmcmVzaEgAEjUKEHByZXNlbmNlX3JlcXVlc3QYESABKAsyGS5hcnFvbi52MS5QcmVzZW5jZVJlcXVlc3RIABIcCgNhY2sYEiABKAsyDS5hcnFvbi52MS5BY2tIABIzCg9oaXN0b3J5X3JlcXVlc3QYEyABKAsyGC5hcnFvbi52MS5IaXN0b3J5UmVxdWVzdEgAEiQKB3dlbGNvbWUYHiABKAsyES5hcnFvbi52MS5XZWxjb21lSAASJAoHbWVzc2FnZRgfIAEoCzIRLmFycW9uLnYxLk1lc3NhZ2VIABIzCg9wcmVzZW5jZV91cGRhdGUYICABKAsyGC5hcnFvbi52MS5QcmVzZW5jZVVwZGF0ZUgAEjEKDnByZXNlbmNlX2xlYXZlGCEgASgLMhcuYXJxb24udjEuUHJlc2VuY2VMZWF2ZUgAEiAKBWRyYWluGCIgASgLMg8uYXJxb24udjEuRHJhaW5IABIgCgVlcnJvchgjIAEoCzIPLmFycW9uLnYxLkVycm9ySAASJgoIcmVjb3ZlcnkYJCABKAsyEi5hcnFvbi52MS5SZWNvdmVyeUgAEi0KDGhpc3RvcnlfcGFnZRglIAEoCzIVLmFycW9uLnYxLkhpc3RvcnlQYWdlSAASKAoJdGVsZW1ldHJ5GDIgASgLMhMuYXJxb24udjEuVGVsZW1ldHJ5SAASJgoIcHJvcG9zYWwYMyABKAsyEi5hcnFvbi52MS5Qcm9wb3NhbEgAEiAKBWFsZXJ0GDQgASgLMg8uYXJxb24udjEuQWxlcnRIABImCghhcHByb3ZhbBg8IAEoCzISLmFycW9uLnYxLkFwcHJvdmFsSAASKAoJcmVqZWN0aW9uGD0gASgLMhMuYXJxb24udjEuUmVqZWN0aW9uSAASJAoHZW5mb3JjZRg+IAEoCzIRLmFycW9uLnYxLkVuZm9yY2VIABIxCg5jYXRhbG9nX3VwZGF0ZRg/IAEoCzIXLmFycW9uLnYxLkNhdGFsb2dVcGRhdGVIAEIGCgRib2R5IuUBCgZIZWFkZXISGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRISCgptZXNzYWdlX2lkGAIgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAMgASgJEhAKCHR3aXN0X2lkGAQgASgJEhQKDHRpbWVzdGFtcF91cxgFIAEoBBITCgt0cmFjZXBhcmVudBgGIAEoCRISCgp0cmFjZXN0YXRlGAcgASgJEhEKCXRlbmFudF9pZBgIIAEoCRIWCg5zZW5kZXJfdXNlcl9pZBgJIAEoCRIZChFzZW5kZXJfc2Vzc2lvbl9pZBgKIAEoCSJ6CgtIaXN0b3J5UGFnZRIMCgRyb29tGAEgASgJEiQKCG1lc3NhZ2VzGAIgAygLMhIuYXJxb24udjEuRW52ZWxvcGUSJAoIcG9zaXRpb24YAyABKAsyEi5hcnFvbi52MS5Qb3NpdGlvbhIRCgl0cnVuY2F0ZWQYBCABKAhiBnByb3RvMw", [file_arqon_v1_governance, file_arqon_v1_presence, file_arqon_v1_session]);
+  fileDesc("ChdhcnFvbi92MS9lbnZlbG9wZS5wcm90bxIIYXJxb24udjEixggKCEVudmVsb3BlEiAKBmhlYWRlchgBIAEoCzIQLmFycW9uLnYxLkhlYWRlchIeCgRqb2luGAogASgLMg4uYXJxb24udjEuSm9pbkgAEiAKBWxlYXZlGAsgASgLMg8uYXJxb24udjEuTGVhdmVIABIkCgdwdWJsaXNoGAwgASgLMhEuYXJxb24udjEuUHVibGlzaEgAEigKCWhlYXJ0YmVhdBgNIAEoCzITLmFycW9uLnYxLkhlYXJ0YmVhdEgAEh4KBHBpbmcYDiABKAsyDi5hcnFvbi52MS5QaW5nSAASHgoEcG9uZxgPIAEoCzIOLmFycW9uLnYxLlBvbmdIABIkCgdyZWZyZXNoGBAgASgLMhEuYXJxb24udjEuUmVmcmVzaEgAEjUKEHByZXNlbmNlX3JlcXVlc3QYESABKAsyGS5hcnFvbi52MS5QcmVzZW5jZVJlcXVlc3RIABIcCgNhY2sYEiABKAsyDS5hcnFvbi52MS5BY2tIABIzCg9oaXN0b3J5X3JlcXVlc3QYEyABKAsyGC5hcnFvbi52MS5IaXN0b3J5UmVxdWVzdEgAEiQKB3dlbGNvbWUYHiABKAsyES5hcnFvbi52MS5XZWxjb21lSAASJAoHbWVzc2FnZRgfIAEoCzIRLmFycW9uLnYxLk1lc3NhZ2VIABIzCg9wcmVzZW5jZV91cGRhdGUYICABKAsyGC5hcnFvbi52MS5QcmVzZW5jZVVwZGF0ZUgAEjEKDnByZXNlbmNlX2xlYXZlGCEgASgLMhcuYXJxb24udjEuUHJlc2VuY2VMZWF2ZUgAEiAKBWRyYWluGCIgASgLMg8uYXJxb24udjEuRHJhaW5IABIgCgVlcnJvchgjIAEoCzIPLmFycW9uLnYxLkVycm9ySAASJgoIcmVjb3ZlcnkYJCABKAsyEi5hcnFvbi52MS5SZWNvdmVyeUgAEi0KDGhpc3RvcnlfcGFnZRglIAEoCzIVLmFycW9uLnYxLkhpc3RvcnlQYWdlSAASIAoFYmF0Y2gYJiABKAsyDy5hcnFvbi52MS5CYXRjaEgAEigKCXRlbGVtZXRyeRgyIAEoCzITLmFycW9uLnYxLlRlbGVtZXRyeUgAEiYKCHByb3Bvc2FsGDMgASgLMhIuYXJxb24udjEuUHJvcG9zYWxIABIgCgVhbGVydBg0IAEoCzIPLmFycW9uLnYxLkFsZXJ0SAASJgoIYXBwcm92YWwYPCABKAsyEi5hcnFvbi52MS5BcHByb3ZhbEgAEigKCXJlamVjdGlvbhg9IAEoCzITLmFycW9uLnYxLlJlamVjdGlvbkgAEiQKB2VuZm9yY2UYPiABKAsyES5hcnFvbi52MS5FbmZvcmNlSAASMQoOY2F0YWxvZ191cGRhdGUYPyABKAsyFy5hcnFvbi52MS5DYXRhbG9nVXBkYXRlSABCBgoEYm9keSLlAQoGSGVhZGVyEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEgoKbWVzc2FnZV9pZBgCIAEoCRIWCg5jb3JyZWxhdGlvbl9pZBgDIAEoCRIQCgh0d2lzdF9pZBgEIAEoCRIUCgx0aW1lc3RhbXBfdXMYBSABKAQSEwoLdHJhY2VwYXJlbnQYBiABKAkSEgoKdHJhY2VzdGF0ZRgHIAEoCRIRCgl0ZW5hbnRfaWQYCCABKAkSFgoOc2VuZGVyX3VzZXJfaWQYCSABKAkSGQoRc2VuZGVyX3Nlc3Npb25faWQYCiABKAkiLgoFQmF0Y2gSJQoJZW52ZWxvcGVzGAEgAygLMhIuYXJxb24udjEuRW52ZWxvcGUiegoLSGlzdG9yeVBhZ2USDAoEcm9vbRgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLmFycW9uLnYxLkVudmVsb3BlEiQKCHBvc2l0aW9uGAMgASgLMhIuYXJxb24udjEuUG9zaXRpb24SEQoJdHJ1bmNhdGVkGAQgASgIYgZwcm90bzM", [file_arqon_v1_governance, file_arqon_v1_presence, file_arqon_v1_session]);
 
 /**
  * One frame on the wire: a binary WebSocket frame or a Spine message.
@@ -184,6 +184,15 @@ export type Envelope = Message<"arqon.v1.Envelope"> & {
     case: "historyPage";
   } | {
     /**
+     * Server -> client: several envelopes in one frame (only to a client that offered the
+     * `arqon.v1.batch` subprotocol).
+     *
+     * @generated from field: arqon.v1.Batch batch = 38;
+     */
+    value: Batch;
+    case: "batch";
+  } | {
+    /**
      * Governance upstream: metrics digest from the data plane.
      *
      * @generated from field: arqon.v1.Telemetry telemetry = 50;
@@ -333,6 +342,30 @@ export const HeaderSchema: GenMessage<Header> = /*@__PURE__*/
   messageDesc(file_arqon_v1_envelope, 1);
 
 /**
+ * Server -> client: envelopes that were queued for the client together, sent in one frame. Each is
+ * exactly the envelope the server would otherwise have sent as a frame of its own, in queue order;
+ * a batch never holds a batch. Sent only when the client offered the `arqon.v1.batch` WebSocket
+ * subprotocol and the server echoed it (specs/protocol.md, "Batch frames").
+ *
+ * @generated from message arqon.v1.Batch
+ */
+export type Batch = Message<"arqon.v1.Batch"> & {
+  /**
+   * The envelopes, oldest first.
+   *
+   * @generated from field: repeated arqon.v1.Envelope envelopes = 1;
+   */
+  envelopes: Envelope[];
+};
+
+/**
+ * Describes the message arqon.v1.Batch.
+ * Use `create(BatchSchema)` to create a new message.
+ */
+export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
+  messageDesc(file_arqon_v1_envelope, 2);
+
+/**
  * Server -> client: the answer to a HistoryRequest.
  *
  * @generated from message arqon.v1.HistoryPage
@@ -372,5 +405,5 @@ export type HistoryPage = Message<"arqon.v1.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_arqon_v1_envelope, 2);
+  messageDesc(file_arqon_v1_envelope, 3);
 
