@@ -97,9 +97,18 @@ global = ["{BAD_WORDS}"]
 # Wall-clock budget: generous, so a busy CI machine never times out a clean message (fail closed).
 time_budget = "250ms"
 
+[limits]
+# Deep enough for a burst of 300 publishes whose acks and echoes are all queued for the publisher
+# at once (AC-SDK-15); the default (256) closes it as a slow consumer.
+outbound_queue_depth = 4096
+
 # A tenant with a tiny publish bucket, for the rate-limit tests.
 [limits.tenants.throttled]
 connection_publish = {{ per_sec = 1, burst = 3 }}
+
+# A tenant whose connections may burst hundreds of publishes at once, for the batch-frame test.
+[limits.tenants.bursty]
+connection_publish = {{ per_sec = 100000, burst = 100000 }}
 
 [telemetry]
 log_format = "json"
@@ -114,6 +123,10 @@ log_level = "warn"
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/socket"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(

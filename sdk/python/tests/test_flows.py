@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 
 import pytest
 
@@ -91,3 +92,41 @@ def test_sync_facade_round_trip(bus) -> None:
         got = b.recv(timeout=TIMEOUT)
         assert got.payload == b"\x00\x01binary"
         assert got.content_type == "application/octet-stream"
+
+
+def _counter(metrics_url: str, name: str) -> int:
+    """One unlabelled counter from the node's Prometheus text on ``/metrics``."""
+    with urllib.request.urlopen(metrics_url, timeout=TIMEOUT) as response:
+        text = response.read().decode("utf-8")
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name:
+            return int(float(parts[1]))
+    raise AssertionError(f"{name} not on {metrics_url}")
+
+
+# AC-SDK-15
+async def test_ac_sdk_15_a_burst_in_batch_frames_comes_out_once_per_message(bus) -> None:
+    metrics_url = bus.nodes[0].metrics_url
+    batched_before = await asyncio.to_thread(_counter, metrics_url, "arqonbus_shield_batched_envelopes")
+    # The `bursty` tenant's connections may publish 300 at once (conftest.py).
+    async with arqon.connect(bus.url, bus.token(tenant="bursty", sub="reader")) as reader, arqon.connect(
+        bus.url, bus.token(tenant="bursty", sub="writer")
+    ) as writer:
+        await reader.join("burst")
+        await writer.join("burst")
+        # 300 publishes in flight at once: the node queues them for the reader faster than one
+        # frame each can leave, and packs what is queued into batch frames.
+        await asyncio.gather(*(writer.publish("burst", str(i)) for i in range(300)))
+        received = []
+        while len(received) < 300:
+            got = await reader.recv(timeout=TIMEOUT, room="burst")
+            assert (got.room, got.sender_user_id) == ("burst", "writer")
+            received.append(got.text)
+        assert sorted(received, key=int) == [str(i) for i in range(300)], "every message exactly once"
+        assert reader.dropped == 0
+        # Nothing more is on the way: a marker published now is the very next message.
+        await writer.publish("burst", "marker")
+        assert (await reader.recv(timeout=TIMEOUT, room="burst")).text == "marker"
+    batched = await asyncio.to_thread(_counter, metrics_url, "arqonbus_shield_batched_envelopes")
+    assert batched - batched_before >= 2, f"batched envelopes: {batched_before} -> {batched}"

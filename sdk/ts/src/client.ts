@@ -304,31 +304,38 @@ export class Client {
     });
     let socket: SocketLike | null = null;
     let closedEarly: number | null = null;
-    const handlers = {
-      onFrame: (data: unknown) => {
-        const envelope = this.decode(data);
-        if (!envelope) return;
-        if (welcomed) {
-          const resolveWelcome = welcomed;
-          welcomed = null;
-          if (envelope.body.case !== 'welcome') {
-            refused?.(new ProtocolError(`expected Welcome, got ${envelope.body.case}`));
-            return;
-          }
-          const w = envelope.body.value;
-          resolveWelcome({
-            sessionId: w.sessionId,
-            serverVersion: w.serverVersion,
-            tenantId: w.tenantId,
-            userId: w.userId,
-            nodeId: w.nodeId,
-            heartbeatIntervalMs: w.heartbeatIntervalMs,
-            maxPayloadBytes: w.limits?.maxPayloadBytes ?? 0,
-            maxRooms: w.limits?.maxRooms ?? 0,
-          });
+    // What arrives after Welcome but before this socket is installed (say, behind the Welcome in one
+    // batch frame): held, then dispatched in order once it is; null once installed.
+    let early: Envelope[] | null = [];
+    const take = (envelope: Envelope) => {
+      if (welcomed) {
+        const resolveWelcome = welcomed;
+        welcomed = null;
+        if (envelope.body.case !== 'welcome') {
+          early = null;
+          refused?.(new ProtocolError(`expected Welcome, got ${envelope.body.case}`));
           return;
         }
-        if (socket === this.socket) this.dispatch(envelope);
+        const w = envelope.body.value;
+        resolveWelcome({
+          sessionId: w.sessionId,
+          serverVersion: w.serverVersion,
+          tenantId: w.tenantId,
+          userId: w.userId,
+          nodeId: w.nodeId,
+          heartbeatIntervalMs: w.heartbeatIntervalMs,
+          maxPayloadBytes: w.limits?.maxPayloadBytes ?? 0,
+          maxRooms: w.limits?.maxRooms ?? 0,
+        });
+        return;
+      }
+      if (early) early.push(envelope);
+      else if (socket === this.socket) this.dispatch(envelope);
+    };
+    const handlers = {
+      // A batch frame is its envelopes, each taken in order as if it had come alone.
+      onFrame: (data: unknown) => {
+        for (const envelope of this.decode(data)) take(envelope);
       },
       onClose: (code: number) => {
         if (socket !== null && socket === this.socket) {
@@ -338,18 +345,21 @@ export class Client {
         // Closed while opening (before or just after Welcome): this open fails.
         closedEarly = code;
         welcomed = null;
+        early = null;
         refused?.(new ConnectionClosed(code));
       },
     };
     try {
       socket = await openSocket(Ctor, this.url, token, this.opts.openTimeoutMs, handlers);
     } catch (refusal) {
+      early = null;
       throw upgradeError(refusal as UpgradeRefusal);
     }
     const timer = setTimeout(() => refused?.(new ArqonError('no Welcome within the open timeout')), this.opts.openTimeoutMs);
     try {
       this.welcome = await welcome;
     } catch (error) {
+      early = null;
       socket.close();
       throw error;
     } finally {
@@ -357,11 +367,18 @@ export class Client {
     }
     if (closedEarly !== null) throw new ConnectionClosed(closedEarly);
     if (this.closing) {
+      early = null;
       socket.close(1000);
       throw new ConnectionClosed(1000, 'closed by client');
     }
     this.socket = socket;
     this.closeCode = null;
+    const held: Envelope[] = early ?? [];
+    early = null;
+    for (const envelope of held) {
+      if (socket !== this.socket) break; // a held Drain closed it
+      this.dispatch(envelope);
+    }
     const interval = Math.max(this.welcome.heartbeatIntervalMs, 100);
     this.heartbeat = setInterval(() => this.sendRaw(encodeEnvelope({ case: 'heartbeat', value: {} })), interval);
     this.scheduleRefresh();
@@ -502,18 +519,25 @@ export class Client {
 
   // ---- frames ------------------------------------------------------------------------------
 
-  private decode(data: unknown): Envelope | null {
+  /** The envelopes of a frame: one, or a batch frame's (`arqon.v1.batch`), oldest first; none if it is undecodable. */
+  private decode(data: unknown): Envelope[] {
     const bytes = frameBytes(data);
     if (!bytes) {
       this.log.warn('arqon: the server sent a text frame');
-      return null;
+      return [];
     }
+    let envelope: Envelope;
     try {
-      return fromBinary(EnvelopeSchema, bytes);
+      envelope = fromBinary(EnvelopeSchema, bytes);
     } catch {
       this.log.warn('arqon: undecodable frame from the server');
-      return null;
+      return [];
     }
+    if (envelope.body.case !== 'batch') return [envelope];
+    const inner = envelope.body.value.envelopes;
+    if (!inner.some((e) => e.body.case === 'batch')) return inner;
+    this.log.warn('arqon: a batch inside a batch from the server; dropped it');
+    return inner.filter((e) => e.body.case !== 'batch');
   }
 
   private sendRaw(bytes: Uint8Array): boolean {

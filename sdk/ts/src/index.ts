@@ -7,5 +7,5 @@ export type { Position } from './cursor.js';
 export { DEFAULT_BACKOFF, ReconnectPolicy, backoffDelay, parseRetryAfter, seededRandom, stretch } from './backoff.js';
 export type { Backoff } from './backoff.js';
 export { refreshDelayMs, tokenExpiryMs } from './jwt.js';
-export { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from './socket.js';
+export { BATCH_SUBPROTOCOL, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from './socket.js';
 export type { WebSocketConstructor } from './socket.js';

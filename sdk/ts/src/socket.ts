@@ -1,9 +1,11 @@
-/** Opens the WebSocket: the token as the `bearer.<token>` subprotocol beside `arqon.v1`, binary frames, and the HTTP refusal when the runtime shows it. */
+/** Opens the WebSocket: the token as the `bearer.<token>` subprotocol beside `arqon.v1.batch`, binary frames, and the HTTP refusal when the runtime shows it. */
 import { parseRetryAfter } from './backoff.js';
 import { concatBytes } from './bytes.js';
 
-/** The subprotocol the server echoes, and the prefix of the entry that carries the token (crates/arqon-auth/src/carrier.rs). */
+/** The wire contract's subprotocol (one envelope per frame), and the prefix of the entry that carries the token (crates/arqon-auth/src/carrier.rs). */
 export const SUBPROTOCOL = 'arqon.v1';
+/** The subprotocol this SDK offers (and the server echoes): `arqon.v1` plus batch frames (specs/protocol.md, "Batch frames"). */
+export const BATCH_SUBPROTOCOL = 'arqon.v1.batch';
 export const TOKEN_SUBPROTOCOL_PREFIX = 'bearer.';
 
 /** The part of the WHATWG WebSocket this SDK uses; browsers' and the `ws` package's sockets have it. */
@@ -81,7 +83,7 @@ interface NodeResponse {
   on(event: string, listener: (chunk: string) => void): void;
 }
 
-/** Opens `url` offering `arqon.v1` and `bearer.<token>`; resolves with the open socket, rejects with the refusal. */
+/** Opens `url` offering `arqon.v1.batch` and `bearer.<token>`; resolves with the open socket, rejects with the refusal. */
 export function openSocket(
   Ctor: WebSocketConstructor,
   url: string,
@@ -93,7 +95,7 @@ export function openSocket(
     const refusal: UpgradeRefusal = { status: null, retryAfterMs: null, body: '', closeCode: null, reason: '' };
     let socket: SocketLike;
     try {
-      socket = new Ctor(url, [SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${token}`]) as SocketLike;
+      socket = new Ctor(url, [BATCH_SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${token}`]) as SocketLike;
     } catch (error) {
       // Never echo the constructor's message: it may quote the protocols, and so the token.
       reject(Object.assign(refusal, { reason: `cannot open the socket (${(error as Error).name})` }));

@@ -219,7 +219,7 @@ class Client:
             ws = await websockets.connect(
                 self.url,
                 additional_headers={"Authorization": f"Bearer {self._token}"},
-                subprotocols=[websockets.Subprotocol("arqon.v1")],
+                subprotocols=[websockets.Subprotocol("arqon.v1.batch")],
                 open_timeout=self._open_timeout,
                 max_size=None,
                 ping_interval=None,
@@ -237,7 +237,8 @@ class Client:
             frame = await asyncio.wait_for(ws.recv(), self._open_timeout)
         except _WsClosed as closed:
             raise ConnectionClosed(closed.rcvd.code if closed.rcvd else None) from None
-        envelope = _decode(frame)
+        envelopes = _unpack(_decode(frame))
+        envelope = envelopes[0] if envelopes else envelope_pb2.Envelope()
         if envelope.WhichOneof("body") != "welcome":
             await ws.close()
             raise ProtocolError(f"expected Welcome, got {envelope.WhichOneof('body')}")
@@ -255,6 +256,9 @@ class Client:
         self._ws = ws
         self.close_code = None
         self._connected.set()
+        # Whatever came behind the Welcome in the same batch frame, handled as if it came alone.
+        for later in envelopes[1:]:
+            self._dispatch(later)
         self._tasks = [
             asyncio.create_task(self._read_loop(ws)),
             asyncio.create_task(self._heartbeat_loop(ws, w.heartbeat_interval_ms)),
@@ -337,9 +341,12 @@ class Client:
         try:
             async for frame in ws:
                 try:
-                    self._dispatch(_decode(frame))
+                    envelopes = _unpack(_decode(frame))
                 except ProtocolError as bad:
                     log.warning("arqon: undecodable frame from server: %s", bad)
+                    continue
+                for envelope in envelopes:
+                    self._dispatch(envelope)
         except _WsClosed:
             pass
         finally:
@@ -604,6 +611,14 @@ def _decode(frame: Union[bytes, str]) -> "envelope_pb2.Envelope":
     except Exception as bad:  # protobuf raises DecodeError or RuntimeWarning-derived errors
         raise ProtocolError(f"undecodable envelope: {bad}") from None
     return envelope
+
+
+def _unpack(envelope: "envelope_pb2.Envelope") -> List["envelope_pb2.Envelope"]:
+    """The envelopes a decoded frame carries: the inner ones of a batch frame (oldest first; a batch
+    never holds a batch, specs/protocol.md), else the frame's own envelope."""
+    if envelope.WhichOneof("body") == "batch":
+        return list(envelope.batch.envelopes)
+    return [envelope]
 
 
 class _Connect:

@@ -109,6 +109,7 @@ export class Node {
     keys: string,
     nats: NatsServer | null,
     readonly name: string,
+    extra = '',
   ) {
     this.config = join(dir, `${name}.toml`);
     const spine = nats ? `kind = "nats"\nnats_urls = ["${nats.url}"]` : 'kind = "embedded"';
@@ -146,7 +147,7 @@ auto_approve = true
 [telemetry]
 log_format = "json"
 log_level = "warn"
-`,
+${extra}`,
     );
   }
 
@@ -192,13 +193,17 @@ export class Bus {
   nats: NatsServer | null = null;
   readonly nodes: Node[] = [];
 
-  constructor(readonly spine: Spine) {}
+  /** `extra`: TOML appended to each node's config (sections after `[telemetry]`). */
+  constructor(
+    readonly spine: Spine,
+    readonly extra = '',
+  ) {}
 
   async start(nodes = 1): Promise<this> {
     const made = spawnSync(ARQ, ['--color', 'never', 'auth', 'keys', 'gen', '--out', this.keys], { encoding: 'utf8' });
     if (made.status !== 0) throw new Error(`arq auth keys gen failed: ${made.stderr}`);
     if (this.spine === 'nats') this.nats = await new NatsServer().start();
-    for (let i = 1; i <= nodes; i += 1) this.nodes.push(await new Node(this.dir, this.keys, this.nats, `node-${i}`).start());
+    for (let i = 1; i <= nodes; i += 1) this.nodes.push(await new Node(this.dir, this.keys, this.nats, `node-${i}`, this.extra).start());
     return this;
   }
 

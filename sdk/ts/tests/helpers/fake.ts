@@ -1,6 +1,6 @@
 // A scripted in-memory WebSocket server for unit tests of the client's logic (no network), and unsigned JWTs.
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { EnvelopeSchema, HeaderSchema } from '../../src/gen/arqon/v1/envelope_pb.js';
+import { BatchSchema, EnvelopeSchema, HeaderSchema } from '../../src/gen/arqon/v1/envelope_pb.js';
 import type { Envelope } from '../../src/gen/arqon/v1/envelope_pb.js';
 import { AckSchema, WelcomeSchema } from '../../src/gen/arqon/v1/session_pb.js';
 
@@ -68,21 +68,38 @@ export class FakeSocket {
 
   accept(): void {
     this.readyState = 1;
-    this.protocol = 'arqon.v1';
+    this.protocol = 'arqon.v1.batch';
     this.onopen?.({});
   }
 
   push(body: Body, header: { correlationId?: string } = {}): void {
-    const envelope = create(EnvelopeSchema, { header: create(HeaderSchema, { protocolVersion: 1, ...header }), body });
+    this.pushEnvelope(create(EnvelopeSchema, { header: create(HeaderSchema, { protocolVersion: 1, ...header }), body }));
+  }
+
+  /** One batch frame (`arqon.v1.batch`) holding `items` (a body, or a body with its correlation id), oldest first, as the server packs them. */
+  pushBatch(items: (Body | { body: Body; correlationId: string })[]): void {
+    const envelopes = items.map((item) => {
+      const { body, correlationId } = 'body' in item ? item : { body: item, correlationId: '' };
+      return create(EnvelopeSchema, { header: create(HeaderSchema, { protocolVersion: 1, correlationId }), body });
+    });
+    this.pushEnvelope(create(EnvelopeSchema, { body: { case: 'batch', value: create(BatchSchema, { envelopes }) } }));
+  }
+
+  private pushEnvelope(envelope: Envelope): void {
     const bytes = toBinary(EnvelopeSchema, envelope);
     this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
   }
 
-  welcome(heartbeatIntervalMs = 15_000): void {
-    this.push({
+  /** The Welcome body the fake server sends. */
+  static welcomeBody(heartbeatIntervalMs = 15_000): Body {
+    return {
       case: 'welcome',
       value: create(WelcomeSchema, { sessionId: `s-${FakeServer.count}`, userId: 'alice', tenantId: 'acme', heartbeatIntervalMs }),
-    } as Body);
+    } as Body;
+  }
+
+  welcome(heartbeatIntervalMs = 15_000): void {
+    this.push(FakeSocket.welcomeBody(heartbeatIntervalMs));
   }
 
   /** Answers the client's request `request` with an Ack (same correlation id). */

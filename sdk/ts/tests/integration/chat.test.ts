@@ -37,7 +37,7 @@ for (const spine of ['embedded', 'nats'] as Spine[]) {
       assert.equal(client.welcome?.tenantId, 'acme');
       assert.equal(client.welcome?.userId, 'alice');
       assert.ok((client.welcome?.heartbeatIntervalMs ?? 0) > 0);
-      assert.equal((client as unknown as { socket: { protocol: string } }).socket.protocol, 'arqon.v1', 'the server echoed arqon.v1');
+      assert.equal((client as unknown as { socket: { protocol: string } }).socket.protocol, 'arqon.v1.batch', 'the server echoed arqon.v1.batch');
       assert.ok((await client.ping()) < ONE_ROUND_TRIP);
       await assert.rejects(connect(bus.url, 'not-a-jwt'), (e: unknown) => e instanceof AuthError && e.status === 401);
       // A real token with a broken signature: refused too, and the error never quotes it (AC-SDKTS-8).

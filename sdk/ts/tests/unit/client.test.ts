@@ -2,11 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
-import { ErrorCode, ErrorSchema, MessageSchema, RecoverySchema, DrainSchema, PositionSchema } from '../../src/gen/arqon/v1/session_pb.js';
+import { ErrorCode, ErrorSchema, MessageSchema, PongSchema, RecoverySchema, DrainSchema, PositionSchema } from '../../src/gen/arqon/v1/session_pb.js';
+import { BatchSchema, EnvelopeSchema } from '../../src/gen/arqon/v1/envelope_pb.js';
 import type { Envelope } from '../../src/gen/arqon/v1/envelope_pb.js';
 import { connect, ConnectionClosed, InvalidRoom, PolicyBlocked, RateLimited } from '../../src/index.js';
 import type { Logger } from '../../src/index.js';
-import { FakeServer, fakeJwt } from '../helpers/fake.js';
+import { FakeServer, FakeSocket, fakeJwt } from '../helpers/fake.js';
 import { nextEvent } from '../helpers/bus.js';
 
 const TOKEN = fakeJwt({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 });
@@ -34,9 +35,9 @@ async function open(options: Parameters<typeof connect>[2] = {}, token: Paramete
   return { server, client, socket };
 }
 
-test('AC-SDKTS-1: the token travels as the bearer.<token> subprotocol beside arqon.v1; Welcome is kept', async () => {
+test('AC-SDKTS-1: the token travels as the bearer.<token> subprotocol beside arqon.v1.batch; Welcome is kept', async () => {
   const { client, socket } = await open();
-  assert.deepEqual(socket.protocols, ['arqon.v1', `bearer.${TOKEN}`]);
+  assert.deepEqual(socket.protocols, ['arqon.v1.batch', `bearer.${TOKEN}`]);
   assert.equal(client.welcome?.userId, 'alice');
   assert.equal(client.welcome?.tenantId, 'acme');
   client.close();
@@ -152,7 +153,7 @@ test('AC-SDKTS-4: refreshToken is called ahead of exp; its token is sent as Refr
   assert.equal(calls, 1);
   socket.drop(1006);
   const again = await server.next();
-  assert.deepEqual(again.protocols, ['arqon.v1', `bearer.${fresh}`], 'the reconnect uses the newest token');
+  assert.deepEqual(again.protocols, ['arqon.v1.batch', `bearer.${fresh}`], 'the reconnect uses the newest token');
   client.close();
 });
 
@@ -228,4 +229,31 @@ test('AC-SDKTS-5: the first connect tries each URL of the list once, in order', 
   const failing = connect('ws://down/v1/socket', TOKEN, { WebSocket: alone.WebSocket });
   (await alone.next()).drop(1006);
   await assert.rejects(failing, (e: unknown) => e instanceof ConnectionClosed && e.code === 1006);
+});
+
+// AC-SDKTS-14: a batch frame (arqon.v1.batch) is its envelopes, each dispatched in order as if it had come alone.
+test('AC-SDKTS-14: a batch frame is unpacked in order, including envelopes behind the Welcome; a batch inside a batch is dropped', async () => {
+  const server = new FakeServer();
+  server.autoWelcome = false;
+  const connecting = connect('ws://node-a/v1/socket', TOKEN, { WebSocket: server.WebSocket, seed: 1 });
+  const socket = await server.next();
+  socket.accept();
+  socket.pushBatch([FakeSocket.welcomeBody(), message('lobby', 'one', 0n, ''), message('lobby', 'two', 0n, '')]);
+  const client = await connecting;
+  assert.equal(client.welcome?.userId, 'alice');
+  const pinging = client.ping();
+  const ping = await socket.received('ping');
+  const nested = { case: 'batch', value: create(BatchSchema, { envelopes: [create(EnvelopeSchema, { body: message('lobby', 'nested', 0n, '') })] }) } as Envelope['body'];
+  socket.pushBatch([
+    message('lobby', 'three', 0n, ''),
+    nested,
+    { body: { case: 'pong', value: create(PongSchema, { nonce: ping.body.case === 'ping' ? ping.body.value.nonce : 0n }) }, correlationId: ping.header?.correlationId ?? '' },
+    message('lobby', 'four', 0n, ''),
+  ]);
+  assert.ok((await pinging) >= 0, 'the Pong inside the batch answered the ping');
+  const texts: string[] = [];
+  for (let i = 0; i < 4; i += 1) texts.push((await client.nextMessage({ timeoutMs: 1000 })).text);
+  assert.deepEqual(texts, ['one', 'two', 'three', 'four']);
+  await assert.rejects(client.nextMessage({ timeoutMs: 50 }));
+  client.close();
 });

@@ -17,7 +17,7 @@ let url = '';
 /** When each upgrade request arrived, and what was answered. */
 const attempts: { at: number; answer: 'accepted' | '503' }[] = [];
 const sessions: WebSocket[] = [];
-const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'arqon.v1' });
+const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'arqon.v1.batch' });
 
 function welcome(n: number): Uint8Array {
   const body = { case: 'welcome' as const, value: create(WelcomeSchema, { sessionId: `s-${n}`, userId: 'alice', tenantId: 'acme', heartbeatIntervalMs: 15_000 }) };

@@ -25,7 +25,7 @@ after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 test('AC-SDKTS-1: HTTP 401 before the upgrade rejects with AuthError (Node sees the status); the token was offered as a subprotocol', async () => {
   await assert.rejects(connect(`${base}/v1/socket`, 'tok.en.x', { reconnect: false }), (e: unknown) => e instanceof AuthError && e.status === 401 && e.body === 'token refused');
-  assert.deepEqual(seen.at(-1)?.split(',').map((p) => p.trim()), ['arqon.v1', 'bearer.tok.en.x']);
+  assert.deepEqual(seen.at(-1)?.split(',').map((p) => p.trim()), ['arqon.v1.batch', 'bearer.tok.en.x']);
 });
 
 test("AC-SDKTS-5: HTTP 503 rejects with Unavailable carrying the Retry-After; another status is an ArqonError", async () => {
