@@ -229,38 +229,84 @@ async fn read_arqon(
         let WsMessage::Binary(data) = frame else {
             continue;
         };
-        let Ok(envelope) = Envelope::decode(data) else {
+        let Ok(frame) = view::Frame::decode(data) else {
             continue;
         };
-        if let Some(Body::Batch(batch)) = envelope.body {
-            for envelope in batch.envelopes {
-                on_arqon(envelope.body, &mut ready, &deliveries, &replies);
+        if let Some(view::Body::Batch(batch)) = frame.body {
+            for frame in batch.envelopes {
+                on_arqon(frame.body, &mut ready, &deliveries, &replies);
             }
         } else {
-            on_arqon(envelope.body, &mut ready, &deliveries, &replies);
+            on_arqon(frame.body, &mut ready, &deliveries, &replies);
         }
     }
 }
 
 fn on_arqon(
-    body: Option<Body>,
+    body: Option<view::Body>,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     deliveries: &mpsc::UnboundedSender<Bytes>,
     replies: &mpsc::UnboundedSender<()>,
 ) {
     match body {
-        Some(Body::Welcome(_)) => {
+        Some(view::Body::Welcome(_)) => {
             if let Some(tx) = ready.take() {
                 let _ = tx.send(());
             }
         }
-        Some(Body::Message(message)) => {
+        Some(view::Body::Message(message)) => {
             let _ = deliveries.send(message.payload);
         }
-        Some(Body::Ack(_) | Body::Error(_)) => {
+        Some(view::Body::Ack(_) | view::Body::Error(_)) => {
             let _ = replies.send(());
         }
-        _ => {}
+        Some(view::Body::Batch(_)) | None => {}
+    }
+}
+
+/// What the load client reads of a server frame: which body it carries and a delivery's payload.
+/// The header and the other fields are skipped by tag, not decoded, as the NATS client reads only
+/// a `MSG` line's size and the payload behind it (it never builds the subject). The field numbers
+/// are `arqon.v1.Envelope`'s; the SDKs decode the whole envelope.
+mod view {
+    use bytes::Bytes;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Frame {
+        #[prost(oneof = "Body", tags = "18, 30, 31, 35, 38")]
+        pub(super) body: Option<Body>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub(super) enum Body {
+        #[prost(message, tag = "18")]
+        Ack(Skipped),
+        #[prost(message, tag = "30")]
+        Welcome(Skipped),
+        #[prost(message, tag = "31")]
+        Message(Delivery),
+        #[prost(message, tag = "35")]
+        Error(Skipped),
+        #[prost(message, tag = "38")]
+        Batch(Batch),
+    }
+
+    /// A body whose content the load client does not need.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Skipped {}
+
+    /// `arqon.v1.Message`: only the payload.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Delivery {
+        #[prost(bytes = "bytes", tag = "2")]
+        pub(super) payload: Bytes,
+    }
+
+    /// `arqon.v1.Batch`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Batch {
+        #[prost(message, repeated, tag = "1")]
+        pub(super) envelopes: Vec<Frame>,
     }
 }
 
@@ -296,6 +342,58 @@ async fn read_nats(
                 let _ = replies.send(());
             }
             buf.drain(..line_end + 2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arqon_proto::v1::{Ack, Message};
+
+    fn message(n: u64) -> Bytes {
+        let envelope = Envelope {
+            header: Some(Header {
+                protocol_version: 1,
+                message_id: format!("m-{n}"),
+                tenant_id: "bench".to_owned(),
+                ..Header::default()
+            }),
+            body: Some(Body::Message(Message {
+                room: "r".to_owned(),
+                payload: Bytes::from(format!("payload {n}")),
+                ..Message::default()
+            })),
+        };
+        // As delivered: the stored position merged in behind the encoded message.
+        arqon_proto::outbound::with_position(&envelope.encode_to_vec(), n, "epoch")
+    }
+
+    #[test]
+    fn the_view_reads_the_payload_and_kind_the_full_decoder_reads() {
+        let ack = Bytes::from(
+            Envelope {
+                header: Some(Header::default()),
+                body: Some(Body::Ack(Ack::default())),
+            }
+            .encode_to_vec(),
+        );
+        let frames = [message(1), ack.clone(), message(2)];
+        let batch = arqon_proto::batch::encode(&frames);
+        let viewed = match view::Frame::decode(batch).unwrap().body {
+            Some(view::Body::Batch(batch)) => batch.envelopes,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(viewed.len(), 3);
+        for (frame, view) in frames.iter().zip(viewed) {
+            let full = Envelope::decode(frame.clone()).unwrap().body;
+            match (full, view.body) {
+                (Some(Body::Message(m)), Some(view::Body::Message(v))) => {
+                    assert_eq!(m.payload, v.payload);
+                }
+                (Some(Body::Ack(_)), Some(view::Body::Ack(_))) => {}
+                other => panic!("{other:?}"),
+            }
         }
     }
 }
