@@ -23,8 +23,10 @@ const BATCH_ENVELOPES: u32 = 1;
 
 /// Largest batch frame the server builds. A single envelope larger than this is sent alone, as
 /// it would be without batching; clients size their frame limit for single envelopes already
-/// (the node's `max_frame_bytes`), and 64 KiB is under every SDK's default limit.
-pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// (the node's `max_frame_bytes`), and 16 KiB is under every SDK's default limit. It matches the
+/// Shield's 16 KiB socket write buffer, so a batch leaves in one `send`: 64 KiB batches measured
+/// the same or slower (a larger per-connection buffer to copy into), `BENCHMARKS.md`.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024;
 
 /// The bytes one envelope adds to a batch: its tag, its length and itself.
 fn element_len(frame: &[u8]) -> usize {

@@ -20,6 +20,8 @@ const CATALOGUE: &[(&str, &str)] = &[
     ("arqonbus_shield_delivered", "counter"),
     ("arqonbus_shield_deliver_latency_seconds", "histogram"),
     ("arqonbus_shield_dropped_slow", "counter"),
+    ("arqonbus_shield_batch_frames", "counter"),
+    ("arqonbus_shield_batched_envelopes", "counter"),
     ("arqonbus_shield_protocol_errors", "counter"),
     ("arqonbus_shield_errors_sent", "counter"),
     ("arqonbus_shield_sessions_closed", "counter"),
