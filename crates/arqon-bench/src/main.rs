@@ -378,6 +378,7 @@ async fn idle(
     result: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let name = target.name();
+    let fds = proc.open_fds().unwrap_or(usize::MAX);
     match scenarios::idle_memory(target, profile, || proc.rss_kib()).await {
         Ok((rss, per_conn)) => {
             println!(
@@ -388,5 +389,11 @@ async fn idle(
             result.insert("idle_kib_per_connection".into(), json!(per_conn));
         }
         Err(error) => stats::failed(name, "idle", &error, result),
+    }
+    // The next workload starts once the server has closed these connections too: their teardown
+    // used to run during the serial connects and made their p99 (both systems' p999).
+    match proc.settle(fds, Duration::from_secs(30)).await {
+        Some(took) => println!("{name:9} idle        closed on the server in {took:.1?}"),
+        None => println!("{name:9} idle        connections still open on the server after 30 s"),
     }
 }

@@ -29,6 +29,29 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// How many file descriptors the process holds open, from /proc/<pid>/fd.
+    pub(crate) fn open_fds(&self) -> anyhow::Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.count())
+    }
+
+    /// Waits (at most `limit`) until the process holds no more than `fds` descriptors: the
+    /// connections a workload closed are gone on the server's side too, so their teardown does not
+    /// run during the next workload. The same wait for both systems; /proc has no event for it, so
+    /// it is looked at every 20 ms. Returns how long it took, or `None` when the limit passed.
+    pub(crate) async fn settle(&self, fds: usize, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while started.elapsed() < limit {
+            tick.tick().await;
+            if self.open_fds().is_ok_and(|open| open <= fds) {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    }
+}
+
 /// CPU time (user + system) a process has used, from `/proc/<pid>/stat` (`self` for this one).
 pub(crate) fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
