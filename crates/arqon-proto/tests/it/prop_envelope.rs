@@ -507,3 +507,48 @@ proptest! {
         prop_assert_eq!(decoded, expected);
     }
 }
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    // AC-PROTOCOL-18: whatever a burst holds (any envelopes, some larger than a batch), packing it
+    // and unpacking every frame gives the same envelopes in the same order; a batch frame holds at
+    // least two, stays within the limit and has no header; a frame sent alone is the frame itself.
+    #[test]
+    fn a_packed_burst_unpacks_to_the_same_envelopes_in_order(
+        burst in prop::collection::vec(
+            (envelope(), prop_oneof![9 => Just(0usize), 1 => 8_000usize..20_000]),
+            0..40,
+        ),
+    ) {
+        let frames: Vec<Bytes> = burst
+            .into_iter()
+            .map(|(mut envelope, padding)| {
+                if let Some(header) = &mut envelope.header {
+                    header.tracestate.push_str(&"x".repeat(padding));
+                }
+                encode_envelope(&envelope)
+            })
+            .collect();
+        let packed = arqon_proto::batch::pack(frames.clone());
+        let mut unpacked = Vec::new();
+        let (mut batches, mut batched) = (0, 0);
+        for message in &packed.messages {
+            let envelope = Envelope::decode(message.clone()).unwrap();
+            if let Some(Body::Batch(batch)) = &envelope.body {
+                prop_assert!(envelope.header.is_none());
+                prop_assert!(batch.envelopes.len() >= 2);
+                prop_assert!(message.len() <= arqon_proto::batch::MAX_BATCH_BYTES);
+                batches += 1;
+                batched += batch.envelopes.len() as u64;
+            } else {
+                prop_assert!(frames.contains(message), "a lone frame is sent as it is");
+            }
+            unpacked.extend(arqon_proto::batch::unpack(envelope));
+        }
+        let expected: Vec<Envelope> =
+            frames.iter().map(|f| Envelope::decode(f.clone()).unwrap()).collect();
+        prop_assert_eq!(unpacked, expected);
+        prop_assert_eq!((packed.batches, packed.batched), (batches, batched));
+    }
+}
