@@ -11,19 +11,24 @@ use bytes::Bytes;
 use crate::history::{HistoryPage, HistoryQuery, Retention, Stored, StoredMessage, page};
 
 struct Entry {
-    room: RoomName,
+    offset: u64,
     payload: Bytes,
     at: Instant,
 }
 
 /// One tenant's log.
+///
+/// Each room keeps its messages in a queue in offset order, so an append and the eviction of a
+/// room's oldest message touch only the ends of one queue. `oldest` holds every room's oldest
+/// message by offset, so the tenant's oldest (for the byte cap and max age) is its first key.
 pub(crate) struct TenantLog {
     retention: Retention,
     epoch: Arc<str>,
     last: u64,
     bytes: u64,
-    entries: BTreeMap<u64, Entry>,
-    rooms: HashMap<RoomName, VecDeque<u64>>,
+    rooms: HashMap<RoomName, VecDeque<Entry>>,
+    /// Each room's oldest retained offset → the room and when that message was appended.
+    oldest: BTreeMap<u64, (RoomName, Instant)>,
 }
 
 impl TenantLog {
@@ -33,8 +38,8 @@ impl TenantLog {
             epoch,
             last: 0,
             bytes: 0,
-            entries: BTreeMap::new(),
             rooms: HashMap::new(),
+            oldest: BTreeMap::new(),
         }
     }
 
@@ -43,28 +48,33 @@ impl TenantLog {
         self.expire(now);
         self.last += 1;
         let offset = self.last;
-        let offsets = self.rooms.entry(room.clone()).or_default();
-        let previous = offsets.back().copied().unwrap_or(0);
-        offsets.push_back(offset);
         self.bytes += payload.len() as u64;
-        self.entries.insert(
+        let entries = match self.rooms.get_mut(room) {
+            Some(entries) => entries,
+            None => self.rooms.entry(room.clone()).or_default(),
+        };
+        let previous = entries.back().map_or(0, |entry| entry.offset);
+        if entries.is_empty() {
+            self.oldest.insert(offset, (room.clone(), now));
+        }
+        entries.push_back(Entry {
             offset,
-            Entry {
-                room: room.clone(),
-                payload,
-                at: now,
-            },
-        );
+            payload,
+            at: now,
+        });
         // Per room: the oldest of the room goes first.
-        while self
-            .rooms
-            .get(room)
-            .is_some_and(|o| o.len() as u64 > self.retention.max_messages)
-        {
-            let oldest = self.rooms.get_mut(room).and_then(VecDeque::pop_front);
-            if let Some(oldest) = oldest {
-                self.forget(oldest);
+        while entries.len() as u64 > self.retention.max_messages {
+            let Some(gone) = entries.pop_front() else {
+                break;
+            };
+            self.bytes -= gone.payload.len() as u64;
+            self.oldest.remove(&gone.offset);
+            if let Some(next) = entries.front() {
+                self.oldest.insert(next.offset, (room.clone(), next.at));
             }
+        }
+        if entries.is_empty() {
+            self.rooms.remove(room);
         }
         // Tenant-wide: the oldest of the tenant goes first.
         while self.bytes > self.retention.max_bytes {
@@ -87,32 +97,32 @@ impl TenantLog {
         now: Instant,
     ) -> HistoryPage {
         self.expire(now);
-        let first = self.entries.keys().next().copied().unwrap_or(self.last + 1);
+        let first = self.oldest.keys().next().copied().unwrap_or(self.last + 1);
         let empty = VecDeque::new();
-        let offsets = self.rooms.get(room).unwrap_or(&empty);
-        let total = offsets.len();
+        let entries = self.rooms.get(room).unwrap_or(&empty);
+        let total = entries.len();
         let (start, end, limit) = match query {
-            HistoryQuery::After { offset, limit } => {
-                (offsets.partition_point(|o| *o <= offset), total, limit)
-            }
+            HistoryQuery::After { offset, limit } => (
+                entries.partition_point(|e| e.offset <= offset),
+                total,
+                limit,
+            ),
             HistoryQuery::Last { count } => (0, total, count),
             HistoryQuery::Between { after, before } => (
-                offsets.partition_point(|o| *o <= after),
-                offsets.partition_point(|o| *o < before),
+                entries.partition_point(|e| e.offset <= after),
+                entries.partition_point(|e| e.offset < before),
                 usize::MAX,
             ),
         };
         let after = end.saturating_sub(start);
         let skip = start + after.saturating_sub(limit);
-        let messages = offsets
+        let messages = entries
             .iter()
             .take(end)
             .skip(skip)
-            .filter_map(|offset| {
-                self.entries.get(offset).map(|entry| StoredMessage {
-                    offset: *offset,
-                    payload: entry.payload.clone(),
-                })
+            .map(|entry| StoredMessage {
+                offset: entry.offset,
+                payload: entry.payload.clone(),
             })
             .collect();
         page(
@@ -128,9 +138,9 @@ impl TenantLog {
 
     fn expire(&mut self, now: Instant) {
         while self
-            .entries
+            .oldest
             .first_key_value()
-            .is_some_and(|(_, entry)| now.duration_since(entry.at) > self.retention.max_age)
+            .is_some_and(|(_, (_, at))| now.duration_since(*at) > self.retention.max_age)
         {
             if !self.evict_oldest() {
                 break;
@@ -138,26 +148,28 @@ impl TenantLog {
         }
     }
 
+    /// Drops the tenant's oldest message; false when the log is empty.
     fn evict_oldest(&mut self) -> bool {
-        let Some((offset, entry)) = self.entries.pop_first() else {
+        let Some((offset, (room, _))) = self.oldest.pop_first() else {
             return false;
         };
-        self.bytes -= entry.payload.len() as u64;
-        if let Some(offsets) = self.rooms.get_mut(&entry.room) {
-            if offsets.front() == Some(&offset) {
-                offsets.pop_front();
+        let Some(entries) = self.rooms.get_mut(&room) else {
+            return true;
+        };
+        if entries.front().is_some_and(|entry| entry.offset == offset)
+            && let Some(gone) = entries.pop_front()
+        {
+            self.bytes -= gone.payload.len() as u64;
+        }
+        match entries.front() {
+            Some(next) => {
+                self.oldest.insert(next.offset, (room, next.at));
             }
-            if offsets.is_empty() {
-                self.rooms.remove(&entry.room);
+            None => {
+                self.rooms.remove(&room);
             }
         }
         true
-    }
-
-    fn forget(&mut self, offset: u64) {
-        if let Some(entry) = self.entries.remove(&offset) {
-            self.bytes -= entry.payload.len() as u64;
-        }
     }
 }
 
@@ -285,6 +297,48 @@ mod tests {
                 }
                 // And what is read is always a suffix of what was missed, in order.
                 prop_assert!(missed.ends_with(&page.read.offsets));
+            }
+
+            // The log keeps exactly what the retention rules say, checked against the plainest
+            // model of them (one list of every retained message, oldest first): the per-room cap,
+            // the tenant's byte cap and max age, over any mix of rooms, sizes and clock steps.
+            #[test]
+            fn the_log_keeps_what_a_plain_list_keeps(
+                cap in 1_u64..6,
+                max_bytes in 2_u64..40,
+                steps in proptest::collection::vec((0_u8..3, 1_usize..4, 0_u64..30), 1..60),
+            ) {
+                let start = Instant::now();
+                let retention = Retention { max_messages: cap, max_bytes, max_age: Duration::from_mins(1) };
+                let mut log = TenantLog::new(retention, Arc::from("e"));
+                let names = [room("a"), room("b"), room("c")];
+                // (room, offset, bytes, at) of every retained message, oldest first.
+                let mut model: Vec<(u8, u64, u64, Duration)> = Vec::new();
+                let mut clock = Duration::ZERO;
+                for (offset, (which, len, tick)) in (1_u64..).zip(&steps) {
+                    clock += Duration::from_secs(*tick);
+                    let now = start + clock;
+                    model.retain(|(_, _, _, at)| clock.saturating_sub(*at) <= retention.max_age);
+                    let previous = model.iter().rev().find(|m| m.0 == *which).map_or(0, |m| m.1);
+                    model.push((*which, offset, *len as u64, clock));
+                    let in_room: Vec<u64> = model.iter().filter(|m| m.0 == *which).map(|m| m.1).collect();
+                    if in_room.len() as u64 > cap {
+                        let gone = in_room[0];
+                        model.retain(|m| m.1 != gone);
+                    }
+                    while model.iter().map(|m| m.2).sum::<u64>() > max_bytes {
+                        model.remove(0);
+                    }
+                    let stored = log.append(&names[usize::from(*which)], Bytes::from(vec![0; *len]), now);
+                    prop_assert_eq!((stored.offset, stored.previous), (offset, previous));
+                    for (index, name) in (0_u8..).zip(&names) {
+                        let page = log.read(name, HistoryQuery::Last { count: 100 }, now);
+                        let kept: Vec<u64> = model.iter().filter(|m| m.0 == index).map(|m| m.1).collect();
+                        prop_assert_eq!(&page.read.offsets, &kept);
+                        let first = model.first().map_or(offset + 1, |m| m.1);
+                        prop_assert_eq!(page.read.first_offset, first);
+                    }
+                }
             }
         }
     }
