@@ -79,7 +79,7 @@ fn joined(nodes: &[Node]) -> BTreeMap<(usize, RoomName), BTreeSet<SessionId>> {
     for node in nodes.iter().filter(|n| n.up) {
         for (session, conn) in &node.conns {
             if let SessionState::Active(live) = &conn.state {
-                for room in &live.rooms {
+                for room in live.rooms.iter() {
                     members
                         .entry((conn.tenant, room.clone()))
                         .or_default()

@@ -567,7 +567,7 @@ impl Machine for SessionMachine {
             });
         }
         if let (Some(old), SessionState::Closed { .. }) = (before.live(), &after.state) {
-            for room in &old.rooms {
+            for room in old.rooms.iter() {
                 let unsubscribed = after
                     .effects
                     .iter()

@@ -309,7 +309,7 @@ fn ac_session_4_join_subscribes_until_the_room_limit() {
     );
     assert_eq!(out.effects, vec![error(ErrorCode::RoomLimit, Some(3))]);
     assert_eq!(
-        out.state.live().unwrap().rooms,
+        *out.state.live().unwrap().rooms,
         BTreeSet::from([room("a"), room("b")])
     );
 }

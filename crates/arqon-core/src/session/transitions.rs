@@ -2,6 +2,7 @@
 //! the outcome (errors, rejections, closes).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arqon_proto::names::RoomName;
 
@@ -60,7 +61,7 @@ pub(super) fn reject(
 /// Closes a live session: leaves every room, then closes the socket when one is left.
 pub(super) fn close(live: &Live, reason: CloseReason) -> Outcome {
     let mut effects = Vec::with_capacity(live.rooms.len() * 2 + 1);
-    for room in &live.rooms {
+    for room in live.rooms.iter() {
         effects.push(SessionEffect::Unsubscribe { room: room.clone() });
         effects.push(SessionEffect::PresenceLeave { room: room.clone() });
     }
@@ -118,7 +119,7 @@ impl SessionMachine {
         let live = Live {
             identity: identity.clone(),
             limits,
-            rooms: BTreeSet::new(),
+            rooms: Arc::new(BTreeSet::new()),
             recovering: BTreeMap::new(),
             token_expires_us: expires_us,
             last_seen_us: now_us,
@@ -177,7 +178,7 @@ impl SessionMachine {
                         vec![error(ErrorCode::RoomLimit, Some(*request))],
                     );
                 }
-                live.rooms.insert(room.clone());
+                Arc::make_mut(&mut live.rooms).insert(room.clone());
                 if let Some(since) = since {
                     // The ack waits for the read: the join happens at the history's read point, so
                     // nothing the client publishes after the ack can fall before it.
@@ -215,7 +216,7 @@ impl SessionMachine {
             }
             SessionEvent::Leave { room, request, .. } => {
                 live.recovering.remove(room);
-                if !live.rooms.remove(room) {
+                if !live.rooms.contains(room) || !Arc::make_mut(&mut live.rooms).remove(room) {
                     return keep(
                         before,
                         live,
@@ -432,7 +433,7 @@ impl SessionMachine {
             sender: live.identity.user.clone(),
             session: live.identity.session,
             timestamp_us: now_us,
-            default_twist_id: format!("{:016x}-{:x}", live.identity.session, live.published),
+            default_twist_id: twist_id(live.identity.session, live.published),
         };
         let effects = vec![
             SessionEffect::Publish {
@@ -593,6 +594,14 @@ impl SessionMachine {
             | SessionEvent::TokenExpired => return Err(not_allowed(before, event)),
         })
     }
+}
+
+/// `<session, 16 hex digits>-<count, hex>`, made in one allocation (`format!` would grow it twice).
+fn twist_id(session: u64, published: u64) -> String {
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(16 + 1 + 16);
+    let _ = write!(id, "{session:016x}-{published:x}");
+    id
 }
 
 pub(super) fn not_allowed(state: &SessionState, event: &SessionEvent) -> SessionRejection {

@@ -2,6 +2,7 @@
 //! [`SessionMachine`] value itself. The transitions live in `transitions.rs`, the table in `table.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arqon_proto::names::{RoomName, TenantId, UserId};
 use arqon_proto::{CloseCode, Position};
@@ -65,8 +66,9 @@ pub struct Live {
     pub identity: Identity,
     /// The tenant's limits for this session.
     pub limits: SessionLimits,
-    /// Joined rooms.
-    pub rooms: BTreeSet<RoomName>,
+    /// Joined rooms. Shared: every step copies the session, and only a join or leave changes
+    /// the set (`Arc::make_mut`), so a publish copies a pointer, not the set.
+    pub rooms: Arc<BTreeSet<RoomName>>,
     /// Joined rooms whose history is being read for a recovering join: the join's request and
     /// `since`. Their live messages are held until the read is decided.
     pub recovering: BTreeMap<RoomName, (u64, Position)>,
