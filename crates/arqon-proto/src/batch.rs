@@ -72,39 +72,42 @@ pub struct Packed {
 /// Packs a burst of queued frames into WebSocket messages, in order: runs of two or more frames
 /// that fit in [`MAX_BATCH_BYTES`] become one batch each; a frame alone (a lone message, or one
 /// too large to share a batch) is sent as it is.
-pub fn pack(frames: Vec<Bytes>) -> Packed {
+pub fn pack(frames: &[Bytes]) -> Packed {
     let mut packed = Packed::default();
-    if frames.len() < 2 {
-        packed.messages = frames;
+    let Some((first, rest)) = frames.split_first() else {
+        return packed;
+    };
+    if rest.is_empty() {
+        packed.messages.push(first.clone());
         return packed;
     }
-    let mut run: Vec<Bytes> = Vec::new();
+    let budget = batch_budget();
+    // The current run is `frames[start..]` up to the frame being looked at.
+    let mut start = 0;
     let mut run_bytes = 0;
-    for frame in frames {
-        let len = element_len(&frame);
-        if !run.is_empty() && run_bytes + len > batch_budget() {
-            packed.close_run(&mut run);
+    for (at, frame) in frames.iter().enumerate() {
+        let len = element_len(frame);
+        if at > start && run_bytes + len > budget {
+            packed.close_run(&frames[start..at]);
+            start = at;
             run_bytes = 0;
         }
         run_bytes += len;
-        run.push(frame);
     }
-    if !run.is_empty() {
-        packed.close_run(&mut run);
-    }
+    packed.close_run(&frames[start..]);
     packed
 }
 
 impl Packed {
     /// Adds one message for a run: the frame itself when it is alone, else their batch.
-    fn close_run(&mut self, run: &mut Vec<Bytes>) {
-        let frames = std::mem::take(run);
-        match <[Bytes; 1]>::try_from(frames) {
-            Ok([frame]) => self.messages.push(frame),
-            Err(frames) => {
+    fn close_run(&mut self, run: &[Bytes]) {
+        match run {
+            [] => {}
+            [frame] => self.messages.push(frame.clone()),
+            frames => {
                 self.batches += 1;
                 self.batched += frames.len() as u64;
-                self.messages.push(encode(&frames));
+                self.messages.push(encode(frames));
             }
         }
     }
@@ -169,15 +172,15 @@ mod tests {
     #[test]
     fn a_lone_frame_is_sent_as_it_is() {
         let one = vec![frame(1, 10)];
-        assert_eq!(pack(one.clone()).messages, one);
-        assert_eq!(pack(Vec::new()), Packed::default());
+        assert_eq!(pack(&one).messages, one);
+        assert_eq!(pack(&[]), Packed::default());
     }
 
     #[test]
     fn a_burst_becomes_batches_under_the_size_limit_in_order() {
         // 1,000 frames of about 1 KiB: several batches, each under the limit, every frame once.
         let frames: Vec<Bytes> = (0..1_000).map(|n| frame(n, 1_000)).collect();
-        let packed = pack(frames.clone());
+        let packed = pack(&frames);
         let messages = packed.messages;
         assert!(
             messages.len() > 1 && messages.len() < 100,
@@ -207,7 +210,7 @@ mod tests {
             frame(2, MAX_BATCH_BYTES + 1),
             frame(3, 10),
         ];
-        let packed = pack(frames.clone());
+        let packed = pack(&frames);
         assert_eq!((packed.batches, packed.batched), (1, 2));
         let messages = packed.messages;
         assert_eq!(messages.len(), 3);

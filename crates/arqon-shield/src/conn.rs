@@ -5,6 +5,7 @@
 //! client that stops reading blocks only its writer; the hub and this driver only ever `try_send`.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,9 @@ struct Driver {
     /// The current publish, when the trace sampler dropped it: its spans are made late only if it
     /// ends in an error or a policy block.
     untraced: Option<Untraced>,
+    /// The subject of the room last published to: a session mostly publishes to one room, and
+    /// the subject's text is formatted once rather than for every publish.
+    published_to: Option<Subject>,
 }
 
 /// A publish the trace sampler dropped (see [`arqon_core::sampling`]).
@@ -160,6 +164,7 @@ pub(crate) async fn run(shared: Arc<Shared>, socket: WebSocket, accepted: Accept
         refused: None,
         storing: None,
         untraced: None,
+        published_to: None,
     };
     // On the tenant's gov.down before the Welcome goes out, so nothing sent after it is missed.
     let governance = Arc::clone(&shared.governance);
@@ -596,12 +601,12 @@ impl Driver {
             .current_for(request)
             .and_then(|current| current.header.correlation_id.clone())
             .unwrap_or_default();
-        outbound::server_header(
-            &self.identity.tenant,
-            format!("{}-s{}", self.session_id, self.sent),
-            &correlation,
-            now_us(),
-        )
+        // `<session>-s<n>`, in one allocation (`format!` would grow it twice).
+        let mut message_id = String::with_capacity(self.session_id.len() + 2 + 20);
+        message_id.push_str(&self.session_id);
+        message_id.push_str("-s");
+        let _ = write!(message_id, "{}", self.sent);
+        outbound::server_header(&self.identity.tenant, message_id, &correlation, now_us())
     }
 
     fn send(&self, envelope: &v1::Envelope) {
@@ -789,7 +794,7 @@ impl Driver {
             } => self.send_presence(&room, request, full),
             SessionEffect::ForwardGovernance { .. } => {
                 if let Some(body) = self.governance.take().map(|body| *body) {
-                    self.forward_governance(body).await;
+                    Box::pin(self.forward_governance(body)).await;
                 }
             }
             SessionEffect::SendPong { request } => {
@@ -813,23 +818,15 @@ impl Driver {
             | SessionEffect::ReadHistory { .. }
             | SessionEffect::SendRecovery { .. }
             | SessionEffect::OpenGate { .. }
-            | SessionEffect::SendHistory { .. }) => return self.execute_history(effect).await,
+            | SessionEffect::SendHistory { .. }) => {
+                return Box::pin(self.execute_history(effect)).await;
+            }
             SessionEffect::Subscribe { room, gated } => {
-                let subject = Subject::room(&self.identity.tenant, &room);
-                let joined = self
-                    .shared
-                    .hub
-                    .join(&subject, self.identity.session, self.outbox.clone(), gated)
-                    .await;
-                if let Err(error) = joined {
-                    self.shared.metrics.obs.spine_errors.inc("subscribe");
-                    tracing::warn!(session = %self.session_id, %error, "room subscription failed");
-                    self.send_error(v1::ErrorCode::Internal, None, None);
-                }
+                Box::pin(self.subscribe(&room, gated)).await;
             }
             SessionEffect::Unsubscribe { room } => {
                 let subject = Subject::room(&self.identity.tenant, &room);
-                self.shared.hub.leave(&subject, self.identity.session).await;
+                Box::pin(self.shared.hub.leave(&subject, self.identity.session)).await;
             }
             SessionEffect::ChargeTenant { room, request } => {
                 return Some(self.charge_tenant(room, request));
@@ -871,6 +868,38 @@ impl Driver {
         None
     }
 
+    /// Joins the node's fan-out of `room` (the first local member opens its spine subscription).
+    async fn subscribe(&mut self, room: &arqon_proto::names::RoomName, gated: bool) {
+        let subject = Subject::room(&self.identity.tenant, room);
+        let joined = self
+            .shared
+            .hub
+            .join(&subject, self.identity.session, self.outbox.clone(), gated)
+            .await;
+        if let Err(error) = joined {
+            self.shared.metrics.obs.spine_errors.inc("subscribe");
+            tracing::warn!(session = %self.session_id, %error, "room subscription failed");
+            self.send_error(v1::ErrorCode::Internal, None, None);
+        }
+    }
+
+    /// The subject of `room` of `tenant`, formatted again only when it is not the last one.
+    fn subject_of(
+        &mut self,
+        tenant: &arqon_proto::names::TenantId,
+        room: &arqon_proto::names::RoomName,
+    ) -> Subject {
+        let cached = self.published_to.as_ref().filter(|subject| {
+            subject.tenant() == Some(tenant) && subject.room_name() == Some(room)
+        });
+        if let Some(subject) = cached {
+            return subject.clone();
+        }
+        let subject = Subject::room(tenant, room);
+        self.published_to = Some(subject.clone());
+        subject
+    }
+
     async fn publish(
         &mut self,
         room: &arqon_proto::names::RoomName,
@@ -903,7 +932,7 @@ impl Driver {
                 let _ = headers.insert(TRACESTATE, &trace.tracestate);
             }
         }
-        let subject = Subject::room(&stamp.tenant, room);
+        let subject = self.subject_of(&stamp.tenant, room);
         let span = if self.untraced.is_some() {
             tracing::Span::none()
         } else {

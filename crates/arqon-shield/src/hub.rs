@@ -412,6 +412,7 @@ impl Forwarder {
             return false;
         };
         let mut queued = 0;
+        let mut delivered = 0;
         let offset = message.stored.as_ref().map(|s| s.offset);
         for member in members.values() {
             if !member.takes(message.stored.as_ref()) {
@@ -423,10 +424,14 @@ impl Forwarder {
                     .push((offset, frame.clone()));
                 queued += 1;
             } else if member.outbox.offer(frame.clone(), &self.metrics) {
-                inc(&self.metrics.delivered);
+                delivered += 1;
                 queued += 1;
             }
         }
+        // One add per message, not per member: the counter is shared by every forwarder.
+        self.metrics
+            .delivered
+            .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
         delivery.finish(
             &self.metrics.obs,
             members.len(),

@@ -530,7 +530,7 @@ proptest! {
                 encode_envelope(&envelope)
             })
             .collect();
-        let packed = arqon_proto::batch::pack(frames.clone());
+        let packed = arqon_proto::batch::pack(&frames);
         let mut unpacked = Vec::new();
         let (mut batches, mut batched) = (0, 0);
         for message in &packed.messages {

@@ -90,6 +90,10 @@ async fn write_burst(
     sink.flush().await
 }
 
+/// Room for this many frames is made at once for a burst held for packing (a burst of a few
+/// frames then grows its list not at all).
+const HELD: usize = 8;
+
 /// One burst's frames on their way to the sink: fed one by one, or held and packed into batch
 /// frames at the end.
 struct Burst<'a> {
@@ -102,7 +106,7 @@ impl<'a> Burst<'a> {
     fn new(batch: Option<&'a Arc<Metrics>>) -> Self {
         Self {
             len: 0,
-            held: batch.map(|metrics| (Vec::new(), metrics.as_ref())),
+            held: batch.map(|metrics| (Vec::with_capacity(HELD), metrics.as_ref())),
         }
     }
 
@@ -125,7 +129,7 @@ impl<'a> Burst<'a> {
         let Some((held, metrics)) = self.held else {
             return Ok(());
         };
-        let packed = arqon_proto::batch::pack(held);
+        let packed = arqon_proto::batch::pack(&held);
         metrics
             .batch_frames
             .fetch_add(packed.batches, Ordering::Relaxed);
