@@ -57,10 +57,18 @@ pub enum SubjectKind {
 /// A NATS subject of the `arqon.v1` scheme; built only from typed names, never from a client string.
 ///
 /// Cloning is a reference-count increment: the Spine clones the subject into every message.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Subject(Arc<Parts>);
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Hashes the text alone: it determines the tenant and the kind, so subjects that are equal hash
+/// alike, and a lookup (the Spine's, per message) hashes one string instead of three.
+impl std::hash::Hash for Subject {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.text.hash(state);
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Parts {
     text: String,
     tenant: Option<TenantId>,

@@ -1,6 +1,7 @@
 //! Message headers carried beside the payload (NATS headers): trace context and other small metadata.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// W3C trace context header; the Shield sets it, the receiving node continues the trace.
 pub const TRACEPARENT: &str = "traceparent";
@@ -26,8 +27,11 @@ pub enum HeaderError {
 }
 
 /// Single-valued message headers, ordered by name. Values are never logged.
+///
+/// Shared: the embedded Spine copies a message (headers included) into every subscription's
+/// queue, and a copy is a reference-count increment; an insert copies the map only when shared.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Headers(BTreeMap<String, String>);
+pub struct Headers(Arc<BTreeMap<String, String>>);
 
 impl Headers {
     /// No headers.
@@ -48,7 +52,7 @@ impl Headers {
         if !value_ok {
             return Err(HeaderError::InvalidValue);
         }
-        self.0.insert(name.to_owned(), value.to_owned());
+        Arc::make_mut(&mut self.0).insert(name.to_owned(), value.to_owned());
         Ok(())
     }
 
