@@ -433,10 +433,7 @@ impl Driver {
             } => {
                 current.presence_meta = crate::presence::meta_text(&metadata);
                 let recovering = u64::from(since.is_some());
-                self.shared
-                    .metrics
-                    .recoveries
-                    .fetch_add(recovering, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::add(&self.shared.metrics.recoveries, recovering);
                 SessionEvent::Join {
                     room,
                     request,

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
-use crate::metrics::{Metrics, dec, inc};
+use crate::metrics::{Metrics, add, dec, inc};
 
 /// Raised when messages for a session were dropped; the session steps `slow_consumer` per drop.
 #[derive(Debug, Default)]
@@ -429,9 +429,7 @@ impl Forwarder {
             }
         }
         // One add per message, not per member: the counter is shared by every forwarder.
-        self.metrics
-            .delivered
-            .fetch_add(delivered, std::sync::atomic::Ordering::Relaxed);
+        add(&self.metrics.delivered, delivered);
         delivery.finish(
             &self.metrics.obs,
             members.len(),

@@ -3,7 +3,6 @@
 //! goes as batch frames (`arqon_proto::batch`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
@@ -11,7 +10,7 @@ use futures_util::SinkExt as _;
 use futures_util::stream::SplitSink;
 use tokio::sync::oneshot;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, add};
 
 /// Writes queued frames until the queue closes or `close` fires; then sends the close frame with
 /// the code `close` carried, if any. With `batch` (where batch frames are counted), each burst is
@@ -130,12 +129,8 @@ impl<'a> Burst<'a> {
             return Ok(());
         };
         let packed = arqon_proto::batch::pack(&held);
-        metrics
-            .batch_frames
-            .fetch_add(packed.batches, Ordering::Relaxed);
-        metrics
-            .batched_envelopes
-            .fetch_add(packed.batched, Ordering::Relaxed);
+        add(&metrics.batch_frames, packed.batches);
+        add(&metrics.batched_envelopes, packed.batched);
         for message in packed.messages {
             sink.feed(Message::Binary(message)).await?;
         }
