@@ -216,13 +216,14 @@ impl SessionMachine {
             }
             SessionEvent::Leave { room, request, .. } => {
                 live.recovering.remove(room);
-                if !live.rooms.contains(room) || !Arc::make_mut(&mut live.rooms).remove(room) {
+                if !live.rooms.contains(room) {
                     return keep(
                         before,
                         live,
                         vec![error(ErrorCode::NotInRoom, Some(*request))],
                     );
                 }
+                Arc::make_mut(&mut live.rooms).remove(room);
                 let effects = vec![
                     SessionEffect::Unsubscribe { room: room.clone() },
                     SessionEffect::PresenceLeave { room: room.clone() },
