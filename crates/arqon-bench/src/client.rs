@@ -44,8 +44,8 @@ pub(crate) struct Conn {
     sink: SplitSink<Ws, WsMessage>,
     /// Payloads of delivered messages, in arrival order.
     pub(crate) deliveries: mpsc::UnboundedReceiver<Bytes>,
-    /// One unit per control reply (ArqonBus `Ack`, NATS `PONG`).
-    replies: mpsc::UnboundedReceiver<()>,
+    /// Control replies (ArqonBus `Ack`, NATS `PONG`), counted per frame by the reader.
+    replies: Replies,
     next_id: u64,
 }
 
@@ -99,7 +99,10 @@ impl Conn {
             target: target.clone(),
             sink,
             deliveries,
-            replies,
+            replies: Replies {
+                counts: replies,
+                banked: 0,
+            },
             next_id: 1,
         };
         if let Target::NatsWs { .. } = target {
@@ -125,10 +128,7 @@ impl Conn {
     }
 
     async fn wait_reply(&mut self) -> anyhow::Result<()> {
-        tokio::time::timeout(TIMEOUT, self.replies.recv())
-            .await
-            .context("no reply")?
-            .ok_or_else(|| anyhow!("connection closed"))
+        self.replies.wait(1).await
     }
 
     fn header(&mut self) -> Header {
@@ -199,12 +199,7 @@ impl Conn {
     /// unboundedly ahead of the server.
     pub(crate) async fn sync(&mut self, published: usize) -> anyhow::Result<()> {
         match self.target {
-            Target::Arqon { .. } => {
-                for _ in 0..published {
-                    self.wait_reply().await?;
-                }
-                Ok(())
-            }
+            Target::Arqon { .. } => self.replies.wait(published).await,
             Target::NatsWs { .. } => {
                 self.send_nats("PING\r\n").await?;
                 self.wait_reply().await
@@ -222,7 +217,7 @@ async fn read_arqon(
     mut stream: SplitStream<Ws>,
     ready: tokio::sync::oneshot::Sender<()>,
     deliveries: mpsc::UnboundedSender<Bytes>,
-    replies: mpsc::UnboundedSender<()>,
+    replies: mpsc::UnboundedSender<usize>,
 ) {
     let mut ready = Some(ready);
     while let Some(Ok(frame)) = stream.next().await {
@@ -232,35 +227,63 @@ async fn read_arqon(
         let Ok(frame) = view::Frame::decode(data) else {
             continue;
         };
+        let mut replies_in_frame = 0;
         if let Some(view::Body::Batch(batch)) = frame.body {
             for frame in batch.envelopes {
-                on_arqon(frame.body, &mut ready, &deliveries, &replies);
+                replies_in_frame += on_arqon(frame.body, &mut ready, &deliveries);
             }
         } else {
-            on_arqon(frame.body, &mut ready, &deliveries, &replies);
+            replies_in_frame += on_arqon(frame.body, &mut ready, &deliveries);
+        }
+        if replies_in_frame > 0 {
+            let _ = replies.send(replies_in_frame);
         }
     }
 }
 
+/// Handles one envelope; returns 1 for a control reply (`Ack` or `Error`), else 0.
 fn on_arqon(
     body: Option<view::Body>,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
     deliveries: &mpsc::UnboundedSender<Bytes>,
-    replies: &mpsc::UnboundedSender<()>,
-) {
+) -> usize {
     match body {
         Some(view::Body::Welcome(_)) => {
             if let Some(tx) = ready.take() {
                 let _ = tx.send(());
             }
+            0
         }
         Some(view::Body::Message(message)) => {
             let _ = deliveries.send(message.payload);
+            0
         }
-        Some(view::Body::Ack(_) | view::Body::Error(_)) => {
-            let _ = replies.send(());
+        Some(view::Body::Ack(_) | view::Body::Error(_)) => 1,
+        Some(view::Body::Batch(_)) | None => 0,
+    }
+}
+
+/// The control replies a reader has counted: it sends one count per frame, not one message per
+/// reply, so a publisher syncing on 256 acks wakes once per frame of acks (the load generator
+/// shares the cores with the server it measures; NATS answers a batch with one `PONG`).
+struct Replies {
+    counts: mpsc::UnboundedReceiver<usize>,
+    /// Replies received beyond those already waited for.
+    banked: usize,
+}
+
+impl Replies {
+    /// Waits until `n` more replies have arrived.
+    async fn wait(&mut self, n: usize) -> anyhow::Result<()> {
+        while self.banked < n {
+            let count = tokio::time::timeout(TIMEOUT, self.counts.recv())
+                .await
+                .context("no reply")?
+                .ok_or_else(|| anyhow!("connection closed"))?;
+            self.banked += count;
         }
-        Some(view::Body::Batch(_)) | None => {}
+        self.banked -= n;
+        Ok(())
     }
 }
 
@@ -315,7 +338,7 @@ mod view {
 async fn read_nats(
     mut stream: SplitStream<Ws>,
     deliveries: mpsc::UnboundedSender<Bytes>,
-    replies: mpsc::UnboundedSender<()>,
+    replies: mpsc::UnboundedSender<usize>,
 ) {
     let mut buf: Vec<u8> = Vec::new();
     while let Some(Ok(frame)) = stream.next().await {
@@ -339,7 +362,7 @@ async fn read_nats(
             }
             // Server PINGs go unanswered: scenarios are far shorter than nats' ping timeout.
             if line.starts_with(b"PONG") {
-                let _ = replies.send(());
+                let _ = replies.send(1);
             }
             buf.drain(..line_end + 2);
         }

@@ -94,8 +94,7 @@ pub(crate) async fn traces(setup: &Setup<'_>, profile: Profile) -> anyhow::Resul
         ons.push(on);
         ratios.push(on / off.max(f64::MIN_POSITIVE));
     }
-    ratios.sort_by(f64::total_cmp);
-    let ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+    let ratio = crate::stats::median(&ratios);
     #[allow(clippy::cast_precision_loss)] // a handful of rounds
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     // The exporter sends in batches: give it a moment to deliver the last ones, then count.

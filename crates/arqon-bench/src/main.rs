@@ -127,15 +127,24 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     ];
     println!("profile: {profile:?}");
     let chosen = Chosen::new(&args.only);
+    let active: Vec<(&Target, &procs::Proc)> = targets
+        .iter()
+        .filter(|(target, _)| {
+            args.targets.is_empty() || args.targets.iter().any(|t| t == target.name())
+        })
+        .map(|(target, proc)| (target, *proc))
+        .collect();
     let mut results = serde_json::Map::new();
-    for (target, proc) in &targets {
-        if !args.targets.is_empty() && !args.targets.iter().any(|t| t == target.name()) {
-            continue;
-        }
+    for (target, proc) in &active {
         println!("{:9} pid {}", target.name(), proc.pid());
         let result = measure(target, proc, profile, &chosen).await;
         results.insert(target.name().to_owned(), serde_json::Value::Object(result));
     }
+    let mut round_ratios = serde_json::Map::new();
+    if chosen.runs("throughput") {
+        round_ratios = throughputs(&active, profile, &mut results).await;
+    }
+    drop(active);
     drop(targets);
     drop((node, nats));
     let setup = costs::Setup {
@@ -145,7 +154,9 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         token: &token,
     };
     let costs = costs::run(&setup, profile, |name| chosen.runs(name)).await;
-    let ratios = ratios(&results, profile);
+    let mut ratios = ratios(&results, profile);
+    // Throughput: the median of the rounds' paired ratios, where both systems ran.
+    ratios.extend(round_ratios);
     println!(
         "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {}",
         serde_json::Value::Object(ratios.clone())
@@ -269,17 +280,116 @@ async fn measure(
     if chosen.runs("pubsub") {
         pubsub(target, profile, &mut result).await;
     }
-    if chosen.runs("throughput") {
-        for (i, fanout) in profile.fanouts.iter().enumerate() {
-            let key = if i == 0 {
-                "throughput".to_owned()
-            } else {
-                format!("throughput_fanout_{fanout}")
+    result
+}
+
+/// (c) The throughput workload at every fan-out, in `profile.throughput_rounds` rounds that
+/// alternate the systems. Each system's figures are the medians of its rounds (the rounds' rates
+/// are kept as `<key>_rounds`); returns, for each fan-out both systems ran, the median of the
+/// rounds' ratios ArqonBus / nats-server under the ratio's name.
+async fn throughputs(
+    active: &[(&Target, &procs::Proc)],
+    profile: Profile,
+    results: &mut serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut ratios = serde_json::Map::new();
+    for (i, fanout) in profile.fanouts.iter().enumerate() {
+        let key = if i == 0 {
+            "throughput".to_owned()
+        } else {
+            format!("throughput_fanout_{fanout}")
+        };
+        // Per system, the figures of each round.
+        let mut rounds: Vec<Vec<serde_json::Map<String, serde_json::Value>>> =
+            vec![Vec::new(); active.len()];
+        for round in 0..profile.throughput_rounds {
+            if profile.throughput_rounds > 1 {
+                println!(
+                    "throughput round {} of {}, fan-out {fanout}",
+                    round + 1,
+                    profile.throughput_rounds
+                );
+            }
+            for ((target, proc), figures) in active.iter().zip(&mut rounds) {
+                let mut figure = serde_json::Map::new();
+                throughput(target, proc, profile, *fanout, &key, &mut figure).await;
+                figures.push(figure);
+            }
+        }
+        let rate_key = format!("{key}_per_sec");
+        let rates = |figures: &[serde_json::Map<String, serde_json::Value>]| -> Vec<f64> {
+            figures
+                .iter()
+                .filter_map(|f| f.get(&rate_key).and_then(serde_json::Value::as_f64))
+                .collect()
+        };
+        let mut per_system = Vec::new();
+        for ((target, _), figures) in active.iter().zip(&rounds) {
+            let result = results.entry(target.name()).or_insert_with(|| json!({}));
+            let Some(result) = result.as_object_mut() else {
+                continue;
             };
-            throughput(target, proc, profile, *fanout, &key, &mut result).await;
+            for (name, value) in medians(figures) {
+                result.insert(name, value);
+            }
+            result.insert(format!("{key}_rounds"), json!(rates(figures)));
+            per_system.push((target.name(), rates(figures)));
+        }
+        let arqon = per_system.iter().find(|(name, _)| *name == "arqonbus");
+        let nats = per_system.iter().find(|(name, _)| *name == "nats-ws");
+        if let (Some((_, arqon)), Some((_, nats))) = (arqon, nats)
+            && arqon.len() == nats.len()
+            && !arqon.is_empty()
+        {
+            let paired: Vec<f64> = arqon
+                .iter()
+                .zip(nats)
+                .map(|(a, n)| a / n.max(f64::MIN_POSITIVE))
+                .collect();
+            let ratio = stats::median(&paired);
+            println!(
+                "throughput ratio, fan-out {fanout}: median round {ratio:.3}× (rounds {})",
+                paired
+                    .iter()
+                    .map(|r| format!("{r:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            ratios.insert(key.clone(), json!(ratio));
+            ratios.insert(format!("{key}_round_ratios"), json!(paired));
         }
     }
-    result
+    ratios
+}
+
+/// Every numeric figure of a system's rounds as the median of its rounds; other values (an error)
+/// as the last round reported them.
+fn medians(
+    figures: &[serde_json::Map<String, serde_json::Value>],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut merged = serde_json::Map::new();
+    for figure in figures {
+        for (name, value) in figure {
+            if value.is_number() {
+                continue;
+            }
+            merged.insert(name.clone(), value.clone());
+        }
+    }
+    let names: std::collections::BTreeSet<&String> = figures
+        .iter()
+        .flat_map(|figure| figure.iter())
+        .filter(|(_, value)| value.is_number())
+        .map(|(name, _)| name)
+        .collect();
+    for name in names {
+        let values: Vec<f64> = figures
+            .iter()
+            .filter_map(|figure| figure.get(name).and_then(serde_json::Value::as_f64))
+            .collect();
+        merged.insert(name.clone(), json!(stats::median(&values)));
+    }
+    merged
 }
 
 /// (a1) connects one at a time and (a2) the connect storm.

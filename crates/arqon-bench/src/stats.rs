@@ -50,6 +50,13 @@ fn percentile(sorted: &[u64], permille: usize) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The median of `values` (the upper one of an even count); 0 for none.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// One latency line: `name`, the workload, p50/p99/p999 and the sample count with `note`.
 pub(crate) fn print_latency(name: &str, workload: &str, summary: &Summary, note: &str) {
     println!(
@@ -88,5 +95,12 @@ mod tests {
             (1000, 500, 990, 999, 1000)
         );
         assert_eq!(Samples::default().summary().p99_us, 0);
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value_of_the_sorted_rounds() {
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
+        assert!((median(&[0.9, 1.2]) - 1.2).abs() < f64::EPSILON);
+        assert!(median(&[]).abs() < f64::EPSILON);
     }
 }
