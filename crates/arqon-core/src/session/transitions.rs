@@ -597,12 +597,25 @@ impl SessionMachine {
     }
 }
 
-/// `<session, 16 hex digits>-<count, hex>`, made in one allocation (`format!` would grow it twice).
-fn twist_id(session: u64, published: u64) -> String {
-    use std::fmt::Write as _;
+/// `<session, 16 hex digits>-<count, hex>` (as `format!("{session:016x}-{published:x}")`), made
+/// in one allocation. Digits are pushed directly: one is made for every publish, and the padded
+/// formatting machinery cost a quarter of the machine's step (a profile of the throughput workload).
+pub(super) fn twist_id(session: u64, published: u64) -> String {
     let mut id = String::with_capacity(16 + 1 + 16);
-    let _ = write!(id, "{session:016x}-{published:x}");
+    push_hex(&mut id, session, 16);
+    id.push('-');
+    push_hex(&mut id, published, 1);
     id
+}
+
+/// Appends `value` in lowercase hex, zero-padded to at least `width` digits (at most 16).
+fn push_hex(out: &mut String, value: u64, width: usize) {
+    let significant = (64 - value.leading_zeros()).div_ceil(4);
+    let digits = significant.max(u32::try_from(width.min(16)).unwrap_or(16));
+    for shift in (0..digits).rev() {
+        let nibble = u32::try_from((value >> (shift * 4)) & 0xf).unwrap_or(0);
+        out.push(char::from_digit(nibble, 16).unwrap_or('0'));
+    }
 }
 
 pub(super) fn not_allowed(state: &SessionState, event: &SessionEvent) -> SessionRejection {
