@@ -7,6 +7,7 @@ mod costs;
 mod drain;
 mod history;
 mod procs;
+mod rounds;
 mod scenarios;
 mod stats;
 
@@ -20,6 +21,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::client::Target;
+use crate::rounds::Rounds;
 
 /// The load generator shares the machine's cores with the systems it measures, so its own work per
 /// delivery should be small: glibc's allocator spent a tenth of its time zeroing pages it had given
@@ -140,9 +142,14 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         let result = measure(target, proc, profile, &chosen).await;
         results.insert(target.name().to_owned(), serde_json::Value::Object(result));
     }
+    // Pub→sub and throughput: in rounds alternating the systems; their ratios are the median
+    // rounds'.
     let mut round_ratios = serde_json::Map::new();
+    if chosen.runs("pubsub") {
+        pubsubs(&active, profile, &mut results, &mut round_ratios).await;
+    }
     if chosen.runs("throughput") {
-        round_ratios = throughputs(&active, profile, &mut results).await;
+        throughputs(&active, profile, &mut results, &mut round_ratios).await;
     }
     drop(active);
     drop(targets);
@@ -155,7 +162,7 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     };
     let costs = costs::run(&setup, profile, |name| chosen.runs(name)).await;
     let mut ratios = ratios(&results, profile);
-    // Throughput: the median of the rounds' paired ratios, where both systems ran.
+    // Pub→sub and throughput: the median of the rounds' paired ratios, where both systems ran.
     ratios.extend(round_ratios);
     println!(
         "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {}",
@@ -277,119 +284,77 @@ async fn measure(
     if chosen.runs("connect") || chosen.runs("storm") {
         connects(target, proc, profile, chosen, &mut result).await;
     }
-    if chosen.runs("pubsub") {
-        pubsub(target, profile, &mut result).await;
-    }
     result
 }
 
-/// (c) The throughput workload at every fan-out, in `profile.throughput_rounds` rounds that
-/// alternate the systems. Each system's figures are the medians of its rounds (the rounds' rates
-/// are kept as `<key>_rounds`); returns, for each fan-out both systems ran, the median of the
-/// rounds' ratios ArqonBus / nats-server under the ratio's name.
+/// (b) The pub→sub workload in `profile.rounds` rounds alternating the systems: each system's
+/// percentiles are the medians of its rounds'; the p50 and p99 ratios the median rounds'.
+async fn pubsubs(
+    active: &[(&Target, &procs::Proc)],
+    profile: Profile,
+    results: &mut serde_json::Map<String, serde_json::Value>,
+    ratios: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let rounds = Rounds::run(active, profile.rounds, "pub→sub", |target, _| {
+        Box::pin(async move {
+            let mut figures = rounds::Figures::new();
+            pubsub(target, profile, &mut figures).await;
+            figures
+        })
+    })
+    .await;
+    rounds.fold_into(results);
+    for (name, percentile) in [("pubsub_p50", "p50_us"), ("pubsub_p99", "p99_us")] {
+        if let Some(ratio) = rounds.ratio(&["pubsub", percentile]) {
+            rounds::print_ratio(&format!("{name} ratio"), &ratio);
+            ratios.insert(name.to_owned(), json!(ratio.0));
+            ratios.insert(format!("{name}_round_ratios"), json!(ratio.1));
+        }
+    }
+}
+
+/// (c) The throughput workload at every fan-out, in `profile.rounds` rounds alternating the
+/// systems: each system's figures are the medians of its rounds' (the rates kept as
+/// `<key>_rounds`), and each fan-out's ratio the median round's.
 async fn throughputs(
     active: &[(&Target, &procs::Proc)],
     profile: Profile,
     results: &mut serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut ratios = serde_json::Map::new();
+    ratios: &mut serde_json::Map<String, serde_json::Value>,
+) {
     for (i, fanout) in profile.fanouts.iter().enumerate() {
         let key = if i == 0 {
             "throughput".to_owned()
         } else {
             format!("throughput_fanout_{fanout}")
         };
-        // Per system, the figures of each round.
-        let mut rounds: Vec<Vec<serde_json::Map<String, serde_json::Value>>> =
-            vec![Vec::new(); active.len()];
-        for round in 0..profile.throughput_rounds {
-            if profile.throughput_rounds > 1 {
-                println!(
-                    "throughput round {} of {}, fan-out {fanout}",
-                    round + 1,
-                    profile.throughput_rounds
-                );
-            }
-            for ((target, proc), figures) in active.iter().zip(&mut rounds) {
-                let mut figure = serde_json::Map::new();
-                throughput(target, proc, profile, *fanout, &key, &mut figure).await;
-                figures.push(figure);
+        let label = format!("throughput, fan-out {fanout},");
+        let rounds = Rounds::run(active, profile.rounds, &label, |target, proc| {
+            let key = key.clone();
+            Box::pin(async move {
+                let mut figures = rounds::Figures::new();
+                throughput(target, proc, profile, *fanout, &key, &mut figures).await;
+                figures
+            })
+        })
+        .await;
+        rounds.fold_into(results);
+        let rate = format!("{key}_per_sec");
+        for (target, _) in active {
+            let rates = rounds.values(target.name(), &[&rate]);
+            if let Some(result) = results
+                .get_mut(target.name())
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                result.insert(format!("{key}_rounds"), json!(rates));
             }
         }
-        let rate_key = format!("{key}_per_sec");
-        let rates = |figures: &[serde_json::Map<String, serde_json::Value>]| -> Vec<f64> {
-            figures
-                .iter()
-                .filter_map(|f| f.get(&rate_key).and_then(serde_json::Value::as_f64))
-                .collect()
-        };
-        let mut per_system = Vec::new();
-        for ((target, _), figures) in active.iter().zip(&rounds) {
-            let result = results.entry(target.name()).or_insert_with(|| json!({}));
-            let Some(result) = result.as_object_mut() else {
-                continue;
-            };
-            for (name, value) in medians(figures) {
-                result.insert(name, value);
-            }
-            result.insert(format!("{key}_rounds"), json!(rates(figures)));
-            per_system.push((target.name(), rates(figures)));
-        }
-        let arqon = per_system.iter().find(|(name, _)| *name == "arqonbus");
-        let nats = per_system.iter().find(|(name, _)| *name == "nats-ws");
-        if let (Some((_, arqon)), Some((_, nats))) = (arqon, nats)
-            && arqon.len() == nats.len()
-            && !arqon.is_empty()
-        {
-            let paired: Vec<f64> = arqon
-                .iter()
-                .zip(nats)
-                .map(|(a, n)| a / n.max(f64::MIN_POSITIVE))
-                .collect();
-            let ratio = stats::median(&paired);
-            println!(
-                "throughput ratio, fan-out {fanout}: median round {ratio:.3}× (rounds {})",
-                paired
-                    .iter()
-                    .map(|r| format!("{r:.3}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            ratios.insert(key.clone(), json!(ratio));
-            ratios.insert(format!("{key}_round_ratios"), json!(paired));
+        if let Some(ratio) = rounds.ratio(&[&rate]) {
+            rounds::print_ratio(&format!("throughput ratio, fan-out {fanout}"), &ratio);
+            ratios.insert(key.clone(), json!(ratio.0));
+            ratios.insert(format!("{key}_round_ratios"), json!(ratio.1));
         }
     }
-    ratios
-}
-
-/// Every numeric figure of a system's rounds as the median of its rounds; other values (an error)
-/// as the last round reported them.
-fn medians(
-    figures: &[serde_json::Map<String, serde_json::Value>],
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut merged = serde_json::Map::new();
-    for figure in figures {
-        for (name, value) in figure {
-            if value.is_number() {
-                continue;
-            }
-            merged.insert(name.clone(), value.clone());
-        }
-    }
-    let names: std::collections::BTreeSet<&String> = figures
-        .iter()
-        .flat_map(|figure| figure.iter())
-        .filter(|(_, value)| value.is_number())
-        .map(|(name, _)| name)
-        .collect();
-    for name in names {
-        let values: Vec<f64> = figures
-            .iter()
-            .filter_map(|figure| figure.get(name).and_then(serde_json::Value::as_f64))
-            .collect();
-        merged.insert(name.clone(), json!(stats::median(&values)));
-    }
-    merged
 }
 
 /// (a1) connects one at a time and (a2) the connect storm.

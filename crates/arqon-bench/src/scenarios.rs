@@ -25,10 +25,9 @@ pub(crate) struct Profile {
     pub(crate) publish_secs: u64,
     pub(crate) payload_bytes: usize,
     pub(crate) throughput_secs: u64,
-    /// Rounds of the throughput workload, alternating the systems (A, B, A, B, …): each round's
-    /// ratio is judged and the median round's reported, so the machine's drift during a run moves
-    /// both systems alike.
-    pub(crate) throughput_rounds: usize,
+    /// Rounds of the pub→sub and throughput workloads, alternating the systems (`crate::rounds`):
+    /// each round's ratio is judged and the median round's reported.
+    pub(crate) rounds: usize,
     /// Subscribers of one room in each run of the throughput workload (c); the first is the
     /// baseline's `throughput` ratio.
     pub(crate) fanouts: &'static [usize],
@@ -45,7 +44,7 @@ impl Profile {
         publish_secs: 2,
         payload_bytes: 64,
         throughput_secs: 2,
-        throughput_rounds: 1,
+        rounds: 1,
         fanouts: &[5, 50],
         idle_connections: 500,
     };
@@ -59,7 +58,7 @@ impl Profile {
         publish_secs: 4,
         payload_bytes: 64,
         throughput_secs: 3,
-        throughput_rounds: 1,
+        rounds: 1,
         fanouts: &[10],
         idle_connections: 2_000,
     };
@@ -72,7 +71,7 @@ impl Profile {
         publish_secs: 10,
         payload_bytes: 64,
         throughput_secs: 5,
-        throughput_rounds: 3,
+        rounds: 3,
         fanouts: &[10, 100, 1_000],
         idle_connections: 10_000,
     };
