@@ -1144,7 +1144,16 @@ fn ac_session_18_a_governance_body_is_forwarded_unanswered_and_refused_while_dra
 #[test]
 fn the_twist_id_is_the_padded_hex_format_of_session_and_count() {
     // Edge values, then a fixed-seed walk (xorshift) over the whole range.
-    let mut values = vec![0, 1, 0xf, 0x10, 0xff, u64::from(u32::MAX), u64::MAX - 1, u64::MAX];
+    let mut values = vec![
+        0,
+        1,
+        0xf,
+        0x10,
+        0xff,
+        u64::from(u32::MAX),
+        u64::MAX - 1,
+        u64::MAX,
+    ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..2_000 {
         x ^= x << 13;
