@@ -119,20 +119,25 @@ fn medians(figures: &[Figures]) -> Figures {
     merged
 }
 
-/// The median over `figures` of the number at `path`.
+/// The median over `figures` of the number at `path`, as that round reported it (a count stays an
+/// integer): the upper middle round's, as [`crate::stats::median`] takes it.
 fn median_of(figures: &[Figures], path: &[&String]) -> Value {
-    let values: Vec<f64> = figures
+    let mut values: Vec<(f64, &Value)> = figures
         .iter()
         .filter_map(|figure| {
             let (first, rest) = path.split_first()?;
-            rest.iter()
+            let value = rest
+                .iter()
                 .try_fold(figure.get(first.as_str())?, |value, key| {
                     value.get(key.as_str())
-                })
-                .and_then(Value::as_f64)
+                })?;
+            Some((value.as_f64()?, value))
         })
         .collect();
-    json!(crate::stats::median(&values))
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    values
+        .get(values.len() / 2)
+        .map_or(json!(0.0), |(_, value)| (*value).clone())
 }
 
 #[cfg(test)]
@@ -161,7 +166,9 @@ mod tests {
         let mut results = Figures::new();
         rounds.fold_into(&mut results);
         assert_eq!(results["arqonbus"]["rate"], json!(9.0));
-        assert_eq!(results["arqonbus"]["pubsub"]["p50_us"], json!(200.0));
+        // The middle round's value as reported: integers stay integers.
+        assert_eq!(results["arqonbus"]["pubsub"]["p50_us"], json!(200));
+        assert_eq!(results["arqonbus"]["pubsub"]["count"].as_u64(), Some(10));
         assert_eq!(results["arqonbus"]["note"], json!("x"));
         assert_eq!(results["nats-ws"]["rate"], json!(10.0));
         // Rounds' ratios 0.9, 1.2 and 2.0: the median round's is 1.2, not 9 / 10.
