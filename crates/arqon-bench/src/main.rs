@@ -267,8 +267,9 @@ impl Chosen {
     }
 }
 
-/// Runs the chosen scenarios against `target` (served by `proc`); a scenario that fails is
-/// reported, and the others still run.
+/// Runs the chosen single-round scenarios (idle memory, connects and the storm) against `target`
+/// (served by `proc`); a scenario that fails is reported, and the others still run. Pub→sub and
+/// throughput run afterwards, in rounds across both systems (`pubsubs`, `throughputs`).
 async fn measure(
     target: &Target,
     proc: &procs::Proc,

@@ -59,12 +59,7 @@ impl Rounds {
             .iter()
             .filter(|(name, _)| *name == system)
             .flat_map(|(_, figures)| figures.iter())
-            .filter_map(|figures| {
-                let (first, rest) = path.split_first()?;
-                rest.iter()
-                    .try_fold(figures.get(*first)?, |value, key| value.get(*key))
-                    .and_then(Value::as_f64)
-            })
+            .filter_map(|figures| at(figures, path)?.as_f64())
             .collect()
     }
 
@@ -101,12 +96,15 @@ fn medians(figures: &[Figures]) -> Figures {
     for figure in figures {
         for (name, value) in figure {
             let folded = match value {
-                Value::Number(_) => median_of(figures, &[name]),
+                Value::Number(_) => median_of(figures, &[name.as_str()]),
                 Value::Object(inner) => {
                     let mut object = inner.clone();
                     for (field, field_value) in inner {
                         if field_value.is_number() {
-                            object.insert(field.clone(), median_of(figures, &[name, field]));
+                            object.insert(
+                                field.clone(),
+                                median_of(figures, &[name.as_str(), field.as_str()]),
+                            );
                         }
                     }
                     Value::Object(object)
@@ -119,18 +117,20 @@ fn medians(figures: &[Figures]) -> Figures {
     merged
 }
 
+/// The value at `path` in one round's figures (a name, or a name and a field of its object).
+fn at<'a>(figures: &'a Figures, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(figures.get(*first)?, |value, key| value.get(*key))
+}
+
 /// The median over `figures` of the number at `path`, as that round reported it (a count stays an
 /// integer): the upper middle round's, as [`crate::stats::median`] takes it.
-fn median_of(figures: &[Figures], path: &[&String]) -> Value {
+fn median_of(figures: &[Figures], path: &[&str]) -> Value {
     let mut values: Vec<(f64, &Value)> = figures
         .iter()
         .filter_map(|figure| {
-            let (first, rest) = path.split_first()?;
-            let value = rest
-                .iter()
-                .try_fold(figure.get(first.as_str())?, |value, key| {
-                    value.get(key.as_str())
-                })?;
+            let value = at(figure, path)?;
             Some((value.as_f64()?, value))
         })
         .collect();
