@@ -213,6 +213,8 @@ fn ratios(
 struct CpuMeter<'a> {
     proc: &'a procs::Proc,
     start: Option<(Duration, Duration)>,
+    /// Set by a second [`CpuMeter::mark`]; without it the meter reads the end when it reports.
+    end: Option<(Duration, Duration)>,
 }
 
 impl<'a> CpuMeter<'a> {
@@ -224,6 +226,24 @@ impl<'a> CpuMeter<'a> {
         Self {
             proc,
             start: Self::read(proc),
+            end: None,
+        }
+    }
+
+    /// A meter that starts at its first [`CpuMeter::mark`] and stops at its second.
+    fn unstarted(proc: &'a procs::Proc) -> Self {
+        Self {
+            proc,
+            start: None,
+            end: None,
+        }
+    }
+
+    fn mark(&mut self) {
+        if self.start.is_none() {
+            self.start = Self::read(self.proc);
+        } else {
+            self.end = Self::read(self.proc);
         }
     }
 
@@ -237,9 +257,8 @@ impl<'a> CpuMeter<'a> {
         count: u64,
         result: &mut serde_json::Map<String, serde_json::Value>,
     ) {
-        let (Some((server0, client0)), Some((server1, client1))) =
-            (self.start, Self::read(self.proc))
-        else {
+        let end = self.end.or_else(|| Self::read(self.proc));
+        let (Some((server0, client0)), Some((server1, client1))) = (self.start, end) else {
             return;
         };
         #[allow(clippy::cast_precision_loss)]
@@ -432,8 +451,10 @@ async fn throughput(
     result: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let name = target.name();
-    let meter = CpuMeter::start(proc);
-    match scenarios::throughput(target, profile, fanout).await {
+    // Read between the marks: publishing and delivering, not the subscribers' connects and closes.
+    let mut meter = CpuMeter::unstarted(proc);
+    let marked = scenarios::throughput_marked(target, profile, fanout, || meter.mark()).await;
+    match marked {
         Ok((tput, share, delivered)) => {
             println!(
                 "{name:9} throughput  {tput:>10.0} deliveries/s  to {fanout} subscribers ({:.1}% of published × subscribers)",

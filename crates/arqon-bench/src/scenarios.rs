@@ -215,9 +215,22 @@ pub(crate) async fn throughput(
     profile: Profile,
     fanout: usize,
 ) -> anyhow::Result<(f64, f64, u64)> {
+    throughput_marked(target, profile, fanout, || {}).await
+}
+
+/// [`throughput`], calling `mark` once the room's subscribers have joined and again once every
+/// delivery is counted, before any connection closes: a CPU meter read at the two marks sees the
+/// publishing and delivering only, not the connects, RS256 checks and closes around them.
+pub(crate) async fn throughput_marked(
+    target: &Target,
+    profile: Profile,
+    fanout: usize,
+    mut mark: impl FnMut(),
+) -> anyhow::Result<(f64, f64, u64)> {
     let room = format!("bench-throughput-{fanout}-{}", next_run());
     let room = room.as_str();
     let (mut publisher, subscribers) = room_with_subscribers(target, room, fanout).await?;
+    mark();
     let started = Instant::now();
     let run_for = Duration::from_secs(profile.throughput_secs);
     let counters: Vec<_> = subscribers
@@ -231,9 +244,7 @@ pub(crate) async fn throughput(
                     count += 1;
                     last = Instant::now();
                 }
-                // Leave, so a later run in the same room does not deliver to this one too.
-                conn.close().await;
-                (count, last)
+                (conn, count, last)
             })
         })
         .collect();
@@ -249,11 +260,16 @@ pub(crate) async fn throughput(
     }
     let mut delivered = 0u64;
     let mut finished = started;
+    let mut counted_conns = Vec::with_capacity(fanout);
     for counted in join_all(counters).await {
-        let (count, last) = counted.context("counter panicked")?;
+        let (conn, count, last) = counted.context("counter panicked")?;
         delivered += count;
         finished = finished.max(last);
+        counted_conns.push(conn);
     }
+    mark();
+    // Leave, so a later run in the same room does not deliver to these too.
+    join_all(counted_conns.into_iter().map(Conn::close)).await;
     publisher.close().await;
     #[allow(clippy::cast_precision_loss)]
     let rate = delivered as f64 / (finished - started).as_secs_f64();
