@@ -49,14 +49,15 @@ pub(crate) struct TlsListener {
 }
 
 impl TlsListener {
-    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor) -> Self {
+    pub(crate) fn new(mut listener: TcpListener, acceptor: TlsAcceptor) -> Self {
         let local = listener.local_addr();
         let (tx, ready) = mpsc::channel(1024);
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, peer)) = listener.accept().await else {
-                    continue;
-                };
+                // axum's accept skips a connection that failed its TCP handshake, and waits a
+                // second after any other error (out of file descriptors, say) instead of retrying
+                // at once in a busy loop.
+                let (tcp, peer) = axum::serve::Listener::accept(&mut listener).await;
                 let _ = tcp.set_nodelay(true);
                 if tx.is_closed() {
                     break;
