@@ -142,9 +142,12 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         let result = measure(target, proc, profile, &chosen).await;
         results.insert(target.name().to_owned(), serde_json::Value::Object(result));
     }
-    // Pub→sub and throughput: in rounds alternating the systems; their ratios are the median
-    // rounds'.
+    // The storm, pub→sub and throughput: in rounds alternating the systems; their ratios are the
+    // median rounds'.
     let mut round_ratios = serde_json::Map::new();
+    if chosen.runs("storm") {
+        storms(&active, profile, &mut results, &mut round_ratios).await;
+    }
     if chosen.runs("pubsub") {
         pubsubs(&active, profile, &mut results, &mut round_ratios).await;
     }
@@ -162,7 +165,8 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     };
     let costs = costs::run(&setup, profile, |name| chosen.runs(name)).await;
     let mut ratios = ratios(&results, profile);
-    // Pub→sub and throughput: the median of the rounds' paired ratios, where both systems ran.
+    // The storm, pub→sub and throughput: the median of the rounds' paired ratios, where both
+    // systems ran.
     ratios.extend(round_ratios);
     println!(
         "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {}",
@@ -286,9 +290,10 @@ impl Chosen {
     }
 }
 
-/// Runs the chosen single-round scenarios (idle memory, connects and the storm) against `target`
-/// (served by `proc`); a scenario that fails is reported, and the others still run. Pub→sub and
-/// throughput run afterwards, in rounds across both systems (`pubsubs`, `throughputs`).
+/// Runs the chosen single-round scenarios (idle memory, connects one at a time) against `target`
+/// (served by `proc`); a scenario that fails is reported, and the others still run. The storm,
+/// pub→sub and throughput run afterwards, in rounds across both systems (`storms`, `pubsubs`,
+/// `throughputs`).
 async fn measure(
     target: &Target,
     proc: &procs::Proc,
@@ -301,10 +306,37 @@ async fn measure(
     if chosen.runs("idle") {
         idle(target, proc, profile, &mut result).await;
     }
-    if chosen.runs("connect") || chosen.runs("storm") {
-        connects(target, proc, profile, chosen, &mut result).await;
+    if chosen.runs("connect") {
+        connect(target, profile, &mut result).await;
     }
     result
+}
+
+/// (a2) The connect storm in `profile.rounds` rounds alternating the systems: each system's
+/// figures are the medians of its rounds'; the rate and handshake p99 ratios the median rounds'.
+/// In one round the system measured first also warmed the load generator up for the other.
+async fn storms(
+    active: &[(&Target, &procs::Proc)],
+    profile: Profile,
+    results: &mut serde_json::Map<String, serde_json::Value>,
+    ratios: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let rounds = Rounds::run(active, profile.rounds, "storm", |target, proc| {
+        Box::pin(async move {
+            let mut figures = rounds::Figures::new();
+            storm(target, proc, profile, &mut figures).await;
+            figures
+        })
+    })
+    .await;
+    rounds.record(
+        results,
+        ratios,
+        &[
+            ("handshakes_per_sec", &["handshakes_per_sec"]),
+            ("handshake_p99", &["handshake", "p99_us"]),
+        ],
+    );
 }
 
 /// (b) The pub→sub workload in `profile.rounds` rounds alternating the systems: each system's
@@ -323,14 +355,14 @@ async fn pubsubs(
         })
     })
     .await;
-    rounds.fold_into(results);
-    for (name, percentile) in [("pubsub_p50", "p50_us"), ("pubsub_p99", "p99_us")] {
-        if let Some(ratio) = rounds.ratio(&["pubsub", percentile]) {
-            rounds::print_ratio(&format!("{name} ratio"), &ratio);
-            ratios.insert(name.to_owned(), json!(ratio.0));
-            ratios.insert(format!("{name}_round_ratios"), json!(ratio.1));
-        }
-    }
+    rounds.record(
+        results,
+        ratios,
+        &[
+            ("pubsub_p50", &["pubsub", "p50_us"]),
+            ("pubsub_p99", &["pubsub", "p99_us"]),
+        ],
+    );
 }
 
 /// (c) The throughput workload at every fan-out, in `profile.rounds` rounds alternating the
@@ -377,27 +409,19 @@ async fn throughputs(
     }
 }
 
-/// (a1) connects one at a time and (a2) the connect storm.
-async fn connects(
+/// (a1) Connects one at a time.
+async fn connect(
     target: &Target,
-    proc: &procs::Proc,
     profile: Profile,
-    chosen: &Chosen,
     result: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let name = target.name();
-    if !chosen.runs("connect") {
-        return storm(target, proc, profile, result).await;
-    }
     match scenarios::handshake(target, profile.serial_handshakes, 1).await {
         Ok((hs, _)) => {
             stats::print_latency(name, "connect", &hs, "connects, one at a time");
             result.insert("connect".into(), json!(hs));
         }
         Err(error) => stats::failed(name, "connect", &error, result),
-    }
-    if chosen.runs("storm") {
-        storm(target, proc, profile, result).await;
     }
 }
 

@@ -53,6 +53,25 @@ impl Rounds {
         }
     }
 
+    /// Folds the rounds into `results` ([`Rounds::fold_into`]) and, for each `(name, path)` both
+    /// systems reported, prints the ratio and records the median round's as `ratios[name]` and
+    /// every round's as `ratios[<name>_round_ratios]`.
+    pub(crate) fn record(
+        &self,
+        results: &mut Figures,
+        ratios: &mut Figures,
+        named: &[(&str, &[&str])],
+    ) {
+        self.fold_into(results);
+        for (name, path) in named {
+            if let Some(ratio) = self.ratio(path) {
+                print_ratio(&format!("{name} ratio"), &ratio);
+                ratios.insert((*name).to_owned(), json!(ratio.0));
+                ratios.insert(format!("{name}_round_ratios"), json!(ratio.1));
+            }
+        }
+    }
+
     /// The figure at `path` for every round of `system`.
     pub(crate) fn values(&self, system: &str, path: &[&str]) -> Vec<f64> {
         self.systems
