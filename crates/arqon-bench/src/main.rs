@@ -142,14 +142,17 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
         let result = measure(target, proc, profile, &chosen).await;
         results.insert(target.name().to_owned(), serde_json::Value::Object(result));
     }
-    // The storm, pub→sub and throughput: in rounds alternating the systems; their ratios are the
-    // median rounds'.
+    // Connects, the storm, pub→sub and throughput: in rounds alternating the systems; their ratios
+    // are the median rounds'.
     let mut round_ratios = serde_json::Map::new();
-    if chosen.runs("storm") {
-        storms(&active, profile, &mut results, &mut round_ratios).await;
-    }
-    if chosen.runs("pubsub") {
-        pubsubs(&active, profile, &mut results, &mut round_ratios).await;
+    for (name, workload) in [
+        ("connect", Rounded::Connect),
+        ("storm", Rounded::Storm),
+        ("pubsub", Rounded::PubSub),
+    ] {
+        if chosen.runs(name) {
+            in_rounds(workload, &active, profile, &mut results, &mut round_ratios).await;
+        }
     }
     if chosen.runs("throughput") {
         throughputs(&active, profile, &mut results, &mut round_ratios).await;
@@ -165,8 +168,8 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     };
     let costs = costs::run(&setup, profile, |name| chosen.runs(name)).await;
     let mut ratios = ratios(&results, profile);
-    // The storm, pub→sub and throughput: the median of the rounds' paired ratios, where both
-    // systems ran.
+    // Connects, the storm, pub→sub and throughput: the median of the rounds' paired ratios, where
+    // both systems ran.
     ratios.extend(round_ratios);
     println!(
         "ratios arqonbus / nats-ws (lower is better for latency and memory, higher for throughput): {}",
@@ -290,9 +293,9 @@ impl Chosen {
     }
 }
 
-/// Runs the chosen single-round scenarios (idle memory, connects one at a time) against `target`
-/// (served by `proc`); a scenario that fails is reported, and the others still run. The storm,
-/// pub→sub and throughput run afterwards, in rounds across both systems (`storms`, `pubsubs`,
+/// Runs the chosen single-round scenario (idle memory) against `target` (served by `proc`); a
+/// scenario that fails is reported, and the others still run. Connects one at a time, the storm,
+/// pub→sub and throughput run afterwards, in rounds across both systems (`in_rounds`,
 /// `throughputs`).
 async fn measure(
     target: &Target,
@@ -306,63 +309,70 @@ async fn measure(
     if chosen.runs("idle") {
         idle(target, proc, profile, &mut result).await;
     }
-    if chosen.runs("connect") {
-        connect(target, profile, &mut result).await;
-    }
     result
 }
 
-/// (a2) The connect storm in `profile.rounds` rounds alternating the systems: each system's
-/// figures are the medians of its rounds'; the rate and handshake p99 ratios the median rounds'.
-/// In one round the system measured first also warmed the load generator up for the other.
-async fn storms(
-    active: &[(&Target, &procs::Proc)],
-    profile: Profile,
-    results: &mut serde_json::Map<String, serde_json::Value>,
-    ratios: &mut serde_json::Map<String, serde_json::Value>,
-) {
-    let rounds = Rounds::run(active, profile.rounds, "storm", |target, proc| {
-        Box::pin(async move {
-            let mut figures = rounds::Figures::new();
-            storm(target, proc, profile, &mut figures).await;
-            figures
-        })
-    })
-    .await;
-    rounds.record(
-        results,
-        ratios,
-        &[
-            ("handshakes_per_sec", &["handshakes_per_sec"]),
-            ("handshake_p99", &["handshake", "p99_us"]),
-        ],
-    );
+/// A workload that runs in `profile.rounds` rounds alternating the systems; (c), throughput, has
+/// its own loop over the fan-outs.
+#[derive(Clone, Copy)]
+enum Rounded {
+    /// (a1) Connects one at a time.
+    Connect,
+    /// (a2) The connect storm. In one round the system measured first also warms the load
+    /// generator up for the other.
+    Storm,
+    /// (b) Pub→sub latency.
+    PubSub,
 }
 
-/// (b) The pub→sub workload in `profile.rounds` rounds alternating the systems: each system's
-/// percentiles are the medians of its rounds'; the p50 and p99 ratios the median rounds'.
-async fn pubsubs(
+impl Rounded {
+    fn label(self) -> &'static str {
+        match self {
+            Rounded::Connect => "connect",
+            Rounded::Storm => "storm",
+            Rounded::PubSub => "pub→sub",
+        }
+    }
+
+    /// The ratios it reports: their names, and where each system's figure is.
+    fn ratios(self) -> &'static [(&'static str, &'static [&'static str])] {
+        match self {
+            Rounded::Connect => &[("connect_p99", &["connect", "p99_us"])],
+            Rounded::Storm => &[
+                ("handshakes_per_sec", &["handshakes_per_sec"]),
+                ("handshake_p99", &["handshake", "p99_us"]),
+            ],
+            Rounded::PubSub => &[
+                ("pubsub_p50", &["pubsub", "p50_us"]),
+                ("pubsub_p99", &["pubsub", "p99_us"]),
+            ],
+        }
+    }
+}
+
+/// Runs `workload` in `profile.rounds` rounds alternating the systems: each system's figures are
+/// the medians of its rounds' (into `results`), and each ratio the median round's (into `ratios`,
+/// with every round's as `<name>_round_ratios`).
+async fn in_rounds(
+    workload: Rounded,
     active: &[(&Target, &procs::Proc)],
     profile: Profile,
     results: &mut serde_json::Map<String, serde_json::Value>,
     ratios: &mut serde_json::Map<String, serde_json::Value>,
 ) {
-    let rounds = Rounds::run(active, profile.rounds, "pub→sub", |target, _| {
+    let rounds = Rounds::run(active, profile.rounds, workload.label(), |target, proc| {
         Box::pin(async move {
             let mut figures = rounds::Figures::new();
-            pubsub(target, profile, &mut figures).await;
+            match workload {
+                Rounded::Connect => connect(target, profile, &mut figures).await,
+                Rounded::Storm => storm(target, proc, profile, &mut figures).await,
+                Rounded::PubSub => pubsub(target, profile, &mut figures).await,
+            }
             figures
         })
     })
     .await;
-    rounds.record(
-        results,
-        ratios,
-        &[
-            ("pubsub_p50", &["pubsub", "p50_us"]),
-            ("pubsub_p99", &["pubsub", "p99_us"]),
-        ],
-    );
+    rounds.record(results, ratios, workload.ratios());
 }
 
 /// (c) The throughput workload at every fan-out, in `profile.rounds` rounds alternating the
