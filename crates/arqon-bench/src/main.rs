@@ -184,7 +184,9 @@ async fn run(args: &Args, profile: Profile) -> anyhow::Result<serde_json::Value>
     Ok(json!({ "profile": profile, "results": results, "ratios": ratios, "costs": costs }))
 }
 
-/// ArqonBus / nats-server for every figure both reported.
+/// ArqonBus / nats-server for every figure both reported, from each system's folded figures (the
+/// medians of its rounds). Where both systems reported a figure in every round, `run` replaces
+/// these with the median of the rounds' paired ratios; idle memory, measured once, stays as is.
 fn ratios(
     results: &serde_json::Map<String, serde_json::Value>,
     profile: Profile,
@@ -318,8 +320,7 @@ async fn measure(
 enum Rounded {
     /// (a1) Connects one at a time.
     Connect,
-    /// (a2) The connect storm. In one round the system measured first also warms the load
-    /// generator up for the other.
+    /// (a2) The connect storm.
     Storm,
     /// (b) Pub→sub latency.
     PubSub,
